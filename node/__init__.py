@@ -1,0 +1,1 @@
+"""The identical node every device runs: its agents, its home and its CLI."""

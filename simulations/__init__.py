@@ -1,0 +1,1 @@
+"""Deterministic runs of the real node code over the in-memory transport."""

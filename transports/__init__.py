@@ -1,0 +1,1 @@
+"""All I/O to other devices lives here, behind one transport interface."""
