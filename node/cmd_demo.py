@@ -17,6 +17,7 @@ from pathlib import Path
 
 from islandrun.protocol import envelope, messages
 from islandrun.protocol.errors import EnvelopeRejected
+from islandrun.protocol.ids import short_id
 
 from . import config, identity
 from .home import PersistentSequence
@@ -77,9 +78,9 @@ def run(args: argparse.Namespace) -> int:
             deadline=now + 30,
         )
         sealed = laptop.sealer().seal(phone.public_key, messages.encode(request))
-        sender, payload = phone.sealer().open(sealed)
+        sender, payload = phone.sealer().open(sealed, expected_sender=laptop.public_key)
         opened = messages.decode_as(payload, messages.InferenceRequest)
-        assert sender == laptop.public_key and opened == request
+        print(f"phone opened request {opened.request_id!r} from {short_id(laptop.device_id)}")
         print(
             f"laptop sealed a request to phone ({len(sealed)} bytes, plaintext not visible to "
             f"relays); phone opened it and authenticated the laptop"

@@ -15,8 +15,7 @@ Atkinson makes no representations about the suitability of this array for any pu
 It is provided "as is" without express or implied warranty.
 """
 
-WORDS = frozenset(
-    """
+_DATA = """
 a aardvark abaci aback abacus abandon abandonment abate abbey abbot abbreviate abbreviation
 abdicate abdication abdomen abdominal abduct aberration abet abhor abhorrence abhorrent abide
 ability abject ablaze able ably abnormal abnormality aboard abode abolish abolition abominable
@@ -1515,5 +1514,6 @@ yield yock yodel yoga yoghourt yoghurt yogurt yoke yokel yolk yonder you young y
 yourself yourselves youth youthful yowl yuck zanier zaniest zany zeal zealous zebra zenith zero
 zest zeta zigzag zillion zinc zincked zincking zip zodiac zombi zombie zone zoo zoological
 zoologist zoology zoom zucchini
-""".split()
-)
+"""
+
+WORDS = frozenset(_DATA.split())

@@ -117,6 +117,9 @@ class CostModel(_Validated):
     price_out: float = spec(default=0.0, lo=0.0)
 
 
+FREE = CostModel()
+
+
 @dataclass(**_FROZEN)
 class Advert(_Validated):
     """A device's signed claim about what it offers right now.
@@ -138,7 +141,7 @@ class Advert(_Validated):
     #: Quality of the link the advert arrived over, 0..1 (1 = LAN).
     link_quality: float = spec(default=1.0, lo=0.0, hi=1.0)
     datasets: tuple[DatasetInfo, ...] = spec(default=())
-    cost: CostModel = CostModel()
+    cost: CostModel = FREE
     addresses: tuple[str, ...] = spec(default=(), max_len=32)
     software_version: str = spec(default="", max_len=64)
 
@@ -310,7 +313,7 @@ def unpack(data: bytes, *, max_size: int) -> Any:
         raise DecodeError(f"message of {len(data)} bytes exceeds the {max_size}-byte limit")
     try:
         return msgpack.unpackb(data, raw=False, strict_map_key=True, use_list=True)
-    except Exception as exc:  # noqa: BLE001 - any msgpack failure is bad input
+    except Exception as exc:
         raise DecodeError(f"not valid msgpack ({type(exc).__name__})") from None
 
 

@@ -6,7 +6,6 @@ import dataclasses
 import math
 
 import pytest
-
 from islandrun.node import tide_capacity as tc
 from islandrun.node.tide_capacity import (
     BufferPreset,
@@ -24,7 +23,9 @@ def sample(at: float, cpu: float, **kw: object) -> Sample:
     return Sample(at=at, cpu=cpu, memory=kw.pop("memory", 0.1), **kw)  # type: ignore[arg-type]
 
 
-def feed(cpus: list[float], config: TideConfig = STEADY, state: TideState | None = None) -> TideState:
+def feed(
+    cpus: list[float], config: TideConfig = STEADY, state: TideState | None = None
+) -> TideState:
     state = state or TideState()
     start = state.latest.at + 1.0 if state.latest else 0.0
     for i, cpu in enumerate(cpus):
@@ -34,7 +35,11 @@ def feed(cpus: list[float], config: TideConfig = STEADY, state: TideState | None
 
 @pytest.mark.parametrize(
     ("preset", "buffer"),
-    [(BufferPreset.CONSERVATIVE, 0.30), (BufferPreset.MODERATE, 0.20), (BufferPreset.AGGRESSIVE, 0.10)],
+    [
+        (BufferPreset.CONSERVATIVE, 0.30),
+        (BufferPreset.MODERATE, 0.20),
+        (BufferPreset.AGGRESSIVE, 0.10),
+    ],
 )
 def test_presets_match_the_paper(preset: BufferPreset, buffer: float) -> None:
     assert TideConfig.preset(preset).buffer == buffer
@@ -99,7 +104,8 @@ def test_hysteresis_falls_back_below_and_recovers_ten_points_above() -> None:
     for cpu in (0.78, 0.75, 0.72, 0.69, 0.75):
         state = feed([cpu], state=state)
         accepting.append(state.accepting)
-    # 0.78 / 0.75 / 0.72 are above the buffer but inside the dead zone: still fallen back; 0.69 clears it.
+    # 0.78 / 0.75 / 0.72 are above the buffer but inside the dead zone: still fallen back;
+    # 0.69 clears it.
     assert accepting == [False, False, False, True, True]
 
 

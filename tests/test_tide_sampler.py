@@ -9,7 +9,6 @@ from typing import TypeVar
 import pytest
 import trio
 import trio.testing
-
 from islandrun.node.tide import Battery, Load, NoGpu, NvmlGpu, PsutilBattery, PsutilLoad, Tide
 from islandrun.node.tide_capacity import CapacityReport, TideConfig
 
@@ -71,7 +70,7 @@ async def test_report_follows_the_readings(clock: trio.testing.MockClock) -> Non
         await nursery.start(tide.run)
         assert tide.report().accepting
         assert tide.report().available == pytest.approx(0.8)
-        await trio.sleep(1.0)
+        await trio.sleep(1.5)
         assert not tide.report().accepting
         nursery.cancel_scope.cancel()
 

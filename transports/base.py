@@ -1,0 +1,206 @@
+"""The one transport interface: the only seam between the node and the network.
+
+Every way of reaching another device (libp2p over TCP on a LAN, Bluetooth
+LE, the in-memory network of tests and the simulator) implements
+:class:`Transport`. The node never asks which one it has; if it ever needs
+``if transport is libp2p``, this interface is wrong and should change.
+
+A transport offers three things, mirroring what LIGHTHOUSE and WAVES need:
+
+* **broadcast** -- publish our signed advert (and other signed gossip such as
+  revocations) to every reachable peer, and receive theirs
+  (:meth:`Transport.publish`, :meth:`Transport.gossip`);
+* **request streams** -- open a bidirectional stream of whole messages to one
+  peer (:meth:`Transport.open_stream`) and accept such streams
+  (:meth:`Transport.serve`), used to ship a sealed request and stream sealed
+  response chunks back;
+* **peers** -- who is connected right now (:meth:`Transport.connected`).
+
+What a transport does *not* do: verify signatures, decide trust, or know
+message types. It moves opaque bytes and reports which *device id* sent
+them (authenticated by the transport's own handshake, e.g. Noise, where it
+has one). Everything above bytes is ``protocol`` and ``node``.
+
+Errors: a peer that cannot be reached or breaks mid-stream (its process
+died, it reset the stream, the connection dropped) raises
+:class:`PeerUnavailable`; a stream that ended normally, or that we closed,
+raises :class:`StreamClosed`. A peer that sends a malformed or oversized
+frame gets its stream reset and the reader gets
+:class:`~islandrun.protocol.errors.FrameError`. Reads do not time out by
+themselves: callers wrap every read in ``trio.fail_after`` (ARCHITECTURE:
+every network read has a deadline), which a transport must honour by being
+cancellable.
+
+Closing: leaving :meth:`Transport.open_stream`'s block normally, or a
+handler returning, closes the stream gracefully (the peer reads
+:class:`StreamClosed` after the last message). Leaving it with an exception
+or a cancellation *aborts* it (a reset): the peer's next ``send`` or
+``receive`` raises :class:`PeerUnavailable`. That is how cancellation
+propagates: the client goes away, the remote handler's next send fails and
+the remote generation stops.
+
+Trust: the transport enforces exactly one decision of the node's, the
+``is_allowed(device_id)`` callback given at construction: gossip whose
+origin is not allowed never reaches :meth:`Transport.gossip` (on libp2p it
+is not even forwarded). Inbound streams are *not* filtered (pairing will
+need them from unpaired devices): handlers check ``stream.peer`` themselves.
+
+Lifetime: each implementation is started by an async context manager of its
+own (``MemoryNetwork.node``, ``libp2p.open_libp2p_transport``); leaving it
+shuts the transport down. Only ``node.runtime`` and tests choose one.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Protocol
+
+import trio
+
+from islandrun.protocol.errors import IslandRunError
+
+#: Gossip topic names. APPEND-ONLY, they are on the wire.
+TOPIC_ADVERTS = "islandrun/adverts/1"
+TOPIC_CONTROL = "islandrun/control/1"  # revocations, introductions
+#: Topics every transport subscribes to when it starts.
+TOPICS = (TOPIC_ADVERTS, TOPIC_CONTROL)
+
+#: The node's allowlist: may gossip from this device id reach us?
+IsAllowed = Callable[[str], bool]
+
+
+class TransportError(IslandRunError):
+    """A transport could not do what was asked."""
+
+
+class PeerUnavailable(TransportError):
+    """The peer cannot be reached, or its connection broke."""
+
+
+class StreamClosed(TransportError):
+    """The stream was closed, by us or by the peer (end of stream)."""
+
+
+class MessageStream(Protocol):
+    """A bidirectional stream of whole messages with one peer."""
+
+    @property
+    def peer(self) -> str:
+        """Device id of the peer at the other end (authenticated)."""
+        ...
+
+    async def send(self, message: bytes) -> None:
+        """Send one whole message; raises :class:`PeerUnavailable` if broken."""
+        ...
+
+    async def receive(self) -> bytes:
+        """The next whole message; :class:`StreamClosed` at end of stream."""
+        ...
+
+    async def aclose(self) -> None:
+        """Close both directions; idempotent."""
+        ...
+
+
+#: Handles one inbound stream; runs in the transport's nursery. Exceptions
+#: it raises are contained by the transport (logged by type, never fatal).
+StreamHandler = Callable[[MessageStream], Awaitable[None]]
+
+
+class Transport(Protocol):
+    """What the node needs from a network."""
+
+    @property
+    def local_id(self) -> str:
+        """This device's id on this transport (= its device id)."""
+        ...
+
+    def addresses(self) -> tuple[str, ...]:
+        """Where peers can reach us (multiaddrs for libp2p), for adverts."""
+        ...
+
+    def connected(self) -> frozenset[str]:
+        """Device ids with a live connection now."""
+        ...
+
+    async def publish(self, topic: str, data: bytes) -> None:
+        """Broadcast ``data`` on ``topic`` to reachable peers (best effort)."""
+        ...
+
+    def gossip(self, topic: str) -> AsyncIterator[tuple[str, bytes]]:
+        """Messages on ``topic`` from allowed others: ``(origin device id, data)``.
+
+        One consumer per topic (a second call raises :class:`TransportError`);
+        ``topic`` must be one of :data:`TOPICS`. Best effort: when the
+        consumer falls behind, the oldest undelivered messages are dropped.
+        """
+        ...
+
+    async def connect(self, address: str) -> str:
+        """Dial ``address`` (from ``--bootstrap``, mDNS or an advert) and keep
+        reconnecting to it with backoff while it is down; returns the peer's
+        device id, or raises :class:`PeerUnavailable` if the first dial fails
+        (the peer stays on the reconnect list)."""
+        ...
+
+    def open_stream(self, peer: str) -> AbstractAsyncContextManager[MessageStream]:
+        """Open a request stream to ``peer``; closed when the block exits."""
+        ...
+
+    def serve(self, handler: StreamHandler) -> None:
+        """Accept inbound request streams with ``handler`` (set once)."""
+        ...
+
+
+# -- helpers shared by the implementations ------------------------------------
+
+_log = logging.getLogger(__name__)
+#: An abort writes at most one small frame; don't let a dead socket hold it.
+ABORT_TIMEOUT_S = 1.0
+
+
+class AbortableStream(MessageStream, Protocol):
+    """What an implementation's stream adds: an abort (reset) of both directions."""
+
+    async def abort(self) -> None:
+        """Reset the stream: the peer's next send or receive raises PeerUnavailable.
+
+        Never raises; runs shielded (it is called while a cancellation unwinds).
+        """
+        ...
+
+
+def check_allowed(is_allowed: IsAllowed, device_id: str) -> bool:
+    """Ask the node's allowlist; a callback that raises means "no", never a crash."""
+    try:
+        return bool(is_allowed(device_id))
+    except Exception as exc:
+        _log.warning(
+            "allowlist callback raised %s; treating the sender as not allowed", type(exc).__name__
+        )
+        return False
+
+
+@asynccontextmanager
+async def closing_stream(stream: AbortableStream) -> AsyncIterator[AbortableStream]:
+    """Close ``stream`` gracefully on a normal exit, abort it on any other."""
+    try:
+        yield stream
+    except BaseException:
+        with trio.CancelScope(shield=True), trio.move_on_after(ABORT_TIMEOUT_S):
+            await stream.abort()
+        raise
+    await stream.aclose()
+
+
+async def run_handler(handler: StreamHandler, stream: AbortableStream) -> None:
+    """Run one inbound stream's handler, containing whatever it raises."""
+    try:
+        async with closing_stream(stream):
+            await handler(stream)
+    except TransportError as exc:
+        _log.debug("request stream from %s ended: %s", stream.peer[-8:], type(exc).__name__)
+    except Exception as exc:
+        _log.warning("request handler raised %s; stream reset", type(exc).__name__)
