@@ -46,7 +46,7 @@ def main() -> None:
 
     def sign_encode(i: int) -> bytes:
         return envelope.seal_envelope(
-            key, domain=envelope.DOMAIN_ADVERT, payload_type=b"advert",
+            key, domain=envelope.DOMAIN_ADVERT, payload_type=envelope.PAYLOAD_ADVERT,
             payload=messages.encode(advert), seq=i + 1, expires=NOW + 60,
         )
 

@@ -42,7 +42,7 @@ def _signed_advert(ident: identity.Identity, home: Path, now: float) -> bytes:
     return envelope.seal_envelope(
         ident.key,
         domain=envelope.DOMAIN_ADVERT,
-        payload_type=b"advert",
+        payload_type=envelope.PAYLOAD_ADVERT,
         payload=messages.encode(advert),
         seq=PersistentSequence(home).next(now),
         expires=now + 30,
@@ -78,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
             deadline=now + 30,
         )
         sealed = laptop.sealer().seal(phone.public_key, messages.encode(request))
-        sender, payload = phone.sealer().open(sealed, expected_sender=laptop.public_key)
+        _, payload = phone.sealer().open(sealed, expected_sender=laptop.public_key)
         opened = messages.decode_as(payload, messages.InferenceRequest)
         print(f"phone opened request {opened.request_id!r} from {short_id(laptop.device_id)}")
         print(

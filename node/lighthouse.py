@@ -44,6 +44,8 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import msgpack
+from nacl.signing import SigningKey
+
 from islandrun.protocol import envelope
 from islandrun.protocol.errors import (
     DecodeError,
@@ -54,12 +56,11 @@ from islandrun.protocol.errors import (
 )
 from islandrun.protocol.ids import device_id_from_public_key
 from islandrun.protocol.messages import Advert, decode_as, encode, unpack
-from nacl.signing import SigningKey
 
 from .lighthouse_config import LighthouseConfig
 
 #: The payload type of a signed advert (inside the advert domain).
-ADVERT_PAYLOAD_TYPE = b"advert"
+ADVERT_PAYLOAD_TYPE = envelope.PAYLOAD_ADVERT
 #: Says whether a device id is paired; supplied by the caller.
 Allowlist = Callable[[str], bool]
 
@@ -76,6 +77,14 @@ class Liveness(enum.Enum):
     ALIVE = "alive"
     SUSPECT = "suspect"
     DEAD = "dead"
+
+
+#: What a member's deadline passing does to it (``None``: forget it).
+_ON_DEADLINE: dict[Liveness, Liveness | None] = {
+    Liveness.ALIVE: Liveness.SUSPECT,
+    Liveness.SUSPECT: Liveness.DEAD,
+    Liveness.DEAD: None,
+}
 
 
 class AdvertRejectReason(enum.Enum):
@@ -241,7 +250,7 @@ class Membership:
         except _Rejected as exc:
             return replace(result, reason=exc.reason)
         self._seqs.accept(env)
-        return replace(result, transition=self._heard(sender_device_id, advert, data, now))
+        return replace(result, transition=self._heard(sender_device_id, advert, bytes(data), now))
 
     def _heard(
         self, device_id: str, advert: Advert, signed: bytes, now: float
@@ -311,9 +320,9 @@ class Membership:
         return member.since + config.reap_after
 
     def _expire(self, device_id: str, member: _Member, now: float) -> Transition:
-        if member.liveness is Liveness.DEAD:
+        following = _ON_DEADLINE[member.liveness]
+        if following is None:
             return self._remove(device_id, member, now)
-        following = Liveness.SUSPECT if member.liveness is Liveness.ALIVE else Liveness.DEAD
         return self._move(device_id, member, following, now)
 
     def _alive(self, device_id: str, member: _Member, now: float) -> Transition | None:

@@ -26,6 +26,7 @@ from islandrun.node.mist_lexicon import (
     STREET_AFTER,
     STREET_BEFORE,
     STREET_ENDINGS,
+    UNIT_WORDS,
     is_common_word,
 )
 
@@ -75,6 +76,12 @@ def _alt(words: frozenset[str] | tuple[str, ...]) -> str:
     return "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True))
 
 
+def _cased_alt(words: frozenset[str]) -> str:
+    """Alternation of ``words`` as lower, Capitalised and UPPER case literals; unlike
+    ``(?i:...)`` this keeps the regex engine's fast scan for a first character."""
+    return _alt(frozenset(f for w in words for f in (w, w.capitalize(), w.upper())))
+
+
 _MONTH = (
     r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?"
     r"|Sep(?:t(?:ember)?)?|Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)\.?"
@@ -89,9 +96,11 @@ _DATES: tuple[tuple[re.Pattern[str], float], ...] = (
     (re.compile(rf"{_MONTH},?\s+{_YEAR}\b"), 0.75),
     (re.compile(r"(?:\d{1,2}[/.\-]\d{1,2}[/.\-](?:\d{4}|\d{2})|\d{4}-\d{2}-\d{2})\b"), 0.8),
     (re.compile(rf"{_WEEKDAY}\b"), 0.55),
-    (re.compile(rf"{_YEAR}s?\b|(?:19)?[2-9]0'?s\b"), 0.45),
-    (re.compile(r"(?:[01]?\d|2[0-3]):[0-5]\d(?::[0-5]\d)?\s?(?i:[ap]\.?m\.?)?(?!\w)"), 0.45),
+    (re.compile(rf"{_YEAR}s?\b"), 0.45),
 )
+_DECADE = re.compile(r"(?:19)?[2-9]0'?s\b")
+_TIME = re.compile(r"(?:[01]?\d|2[0-3]):[0-5]\d(?::[0-5]\d)?\s?(?i:[ap]\.?m\.?)?(?!\w)")
+_MONTH_SEEN = re.compile(_MONTH)
 
 _AGES = (
     re.compile(r"(\d{1,3})\s?(?:-\s?)?(?i:years?|yrs?|y/?o|yo)\b"),
@@ -167,7 +176,7 @@ _SECRET_IN_URL = re.compile(r"://[^\s:/@]+:(?P<v>[^\s@/]+)@")
 
 _ICD10 = re.compile(r"[A-TV-Z]\d[0-9AB]\.[0-9A-TV-Z]{1,4}\b")
 _ICD10_CONTEXT = re.compile(
-    r"\b(?:icd(?:-?10)?|dx|diagnosis code|code)\W{0,3}(?P<v>[A-TV-Z]\d[0-9AB])\b", re.I
+    r"\b(?:icd(?:-?10)?|dx|diagnosis code|code)\W{0,3}(?P<v>[A-TV-Z]\d[0-9AB](?:\.[0-9A-TV-Z]{1,4})?)\b", re.I
 )
 
 # A context word, up to a few filler words ("number", "no.", "#", ":"), then an
@@ -201,9 +210,9 @@ _CONTEXT_IDS: tuple[tuple[re.Pattern[str], re.Pattern[str], T, float], ...] = tu
         ),
     )
 )
+# Long digit strings and letter-digit codes ("AB123456", "HP-0098765", "123456X").
 _LONE_ID = re.compile(
-    r"(?:\d{6,}|(?=[A-Za-z\-]*\d)(?=(?:[A-Za-z0-9\-]*\d){4})"
-    r"(?=(?:[0-9\-]*[A-Za-z]){1})[A-Za-z0-9][A-Za-z0-9\-]{5,24})(?![\w\-])"
+    r"(?:\d{6,}|[A-Za-z]{1,4}-?\d{4,}|\d{4,}-?[A-Za-z]{1,4})[A-Za-z0-9\-]{0,16}(?![\w\-])"
 )
 
 _STREET_NUMBER = r"\d{1,5}[A-Za-z]?(?:[-/]\d{1,4})?"
@@ -217,23 +226,26 @@ _ADDRESS_RULES: tuple[tuple[re.Pattern[str], float, _Gate], ...] = (
     ),
     (
         re.compile(
-            rf"(?:\b{_STREET_NUMBER},?\s+)?(?<!\w)(?i:{_alt(STREET_BEFORE)})(?:\s+|(?<=\.))"
+            rf"(?:{_cased_alt(STREET_BEFORE)})(?:\s+|(?<=\.))"
             rf"(?:(?:{_CAP}|d[aeiou]s?|l[ae]|del|van|von|der|den|di|du)\s+){{0,5}}"
             rf"(?:{_CAP}\s*,?\s*{_STREET_NUMBER}\b|{_CAP})"
         ),
         0.85,
-        _seen(rf"(?i:{_alt(STREET_BEFORE)})[ .]"),
+        _always,
     ),
-    (re.compile(r"(?i:suite|apt\.?|apartment|unit|flat|floor|room|bldg|p\.?\s?o\.?\s?box)\s*#?\s*\d+[A-Za-z]?\b"),
-     0.7, _has("suite", "apt", "apartment", "unit", "flat", "floor", "room", "bldg", "box")),
+    (
+        re.compile(rf"(?:{_cased_alt(UNIT_WORDS)})\s*#?\s*\d+[A-Za-z]?\b"),
+        0.7,
+        _always,
+    ),
     (re.compile(r"(?:[A-Z]{1,2}\d[A-Z\d]?\s\d[A-Z]{2}|[A-Z]\d[A-Z]\s\d[A-Z]\d)\b"), 0.75, _always),
     (re.compile(r"(?<=[A-Za-z], )[A-Z]{2}\s+\d{5}(?:-\d{4})?\b"), 0.8, _has(", ", lower=False)),
 )
 # One compound word ending in a street type ("Hammarvägen 15", "Brixtonlaan"), optionally
 # with its house number; an ordinary English word ("Spring") is not a street name.
-_COMPOUND_STREET = re.compile(
-    rf"\b[{UPPER}][\w\-]+(?i:{_alt(STREET_ENDINGS)})(?!\w)\.?(?P<n>\s+{_STREET_NUMBER}\b)?"
-)
+_CAPITALISED_WORD = re.compile(rf"[{UPPER}][\w\-]{{2,}}\.?")
+_LEADING_NUMBER = re.compile(rf"(?<![\w,.\-]){_STREET_NUMBER},?\s+$")
+_HOUSE_NUMBER = re.compile(rf"\s+{_STREET_NUMBER}\b")
 POSTAL_CODE = re.compile(r"\b(?:\d{2}-\d{3}|\d{3}\s\d{2}|\d{4,6}(?:-\d{4})?)\b")
 
 
@@ -274,7 +286,12 @@ def _valued(pattern: re.Pattern[str], kind: T, score: float) -> _Finder:
 
 
 def _dates(view: str, low: str) -> Iterator[Candidate]:
-    for pattern, score in _DATES:
+    patterns = [*(_DATES if _MONTH_SEEN.search(view) else _DATES[3:])]
+    if "0s" in view or "0's" in view:
+        patterns.append((_DECADE, 0.4))
+    if ":" in view:
+        patterns.append((_TIME, 0.45))
+    for pattern, score in patterns:
         for m in pattern.finditer(view):
             if _word_start(view, m.start()):
                 yield Candidate(T.DATE, m.start(), m.end(), score)
@@ -410,15 +427,20 @@ def _addresses(view: str, low: str) -> Iterator[Candidate]:
         if gate(view, low):
             for m in pattern.finditer(view):
                 if _word_start(view, m.start()):
-                    yield Candidate(T.STREET_ADDRESS, m.start(), m.end(), score)
-    if _STREET_ENDING_GATE.search(low):
-        for m in _COMPOUND_STREET.finditer(view):
-            word = m.group(0).split()[0].rstrip(".")
-            if not is_common_word(word.lower()):
-                yield Candidate(T.STREET_ADDRESS, m.start(), m.end(), 0.8 if m.group("n") else 0.5)
+                    number = _LEADING_NUMBER.search(view, max(0, m.start() - 12), m.start())
+                    start = number.start() if number else m.start()
+                    yield Candidate(T.STREET_ADDRESS, start, m.end(), score)
+    for m in _CAPITALISED_WORD.finditer(view):
+        word = m.group(0).lower()
+        if not word.endswith(STREET_ENDINGS) or is_common_word(word.rstrip(".")):
+            continue
+        if not _word_start(view, m.start()):
+            continue
+        number = _HOUSE_NUMBER.match(view, m.end())
+        end = number.end() if number else m.end()
+        yield Candidate(T.STREET_ADDRESS, m.start(), end, 0.8 if number else 0.5)
 
 
-_STREET_ENDING_GATE = re.compile(rf"(?:{_alt(STREET_ENDINGS)})(?!\w)")
 
 _FINDERS: tuple[tuple[_Gate, _Finder], ...] = (
     (_has("@", lower=False), _simple(_EMAIL, T.EMAIL, 0.95)),

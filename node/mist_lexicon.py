@@ -203,7 +203,7 @@ STREET_ENDINGS = (
     "dreef", "kade", "singel", "steeg", "katu", "kuja", "tie", "polku", "väylä", "kaari",
     "utca", "út", "tér", "ulica", "street", "road", "avenue",
 )
-UNIT_WORDS = _words("suite apt apt. apartment unit flat floor room bldg building po box")
+UNIT_WORDS = _words("suite apt apt. apartment unit flat floor room bldg building box")
 
 # Capitalised words that are not names: structure words of titles and clinical scales.
 NOT_NAMES = _words(

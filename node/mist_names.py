@@ -138,8 +138,8 @@ def _is_acronym(tok: _Tok) -> bool:
 def _joined(view: str, left: _Tok, right: _Tok) -> bool:
     """Whether ``right`` continues the name that ``left`` is part of."""
     gap = view[left.end : right.start]
-    if gap in (" ", "-", ", ") and not (gap == ", " and right.lower in _CONNECTORS):
-        return gap != ", " or left.lower not in lex.NOT_NAMES
+    if gap in (" ", "-"):
+        return True
     return gap == ". " and _is_abbreviation(left)
 
 

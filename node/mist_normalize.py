@@ -31,7 +31,10 @@ _HOMOGLYPHS = str.maketrans(
 _LATIN_WORD_WITH_LOOKALIKE = re.compile(
     "\\w*(?:[A-Za-z][\u0370-\u052f]|[\u0370-\u052f][A-Za-z])\\w*"
 )
-_NON_ASCII_DIGIT = re.compile(r"(?![0-9])\d")
+_NON_ASCII_DIGIT = re.compile(
+    "[" + "".join(chr(c) for c in range(0x80, 0x20000) if chr(c).isdecimal()) + "]"
+)
+_LOOKALIKE_SCRIPT = re.compile("[\u0370-\u052f]")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -69,7 +72,10 @@ def _needs_no_rewrite(text: str) -> bool:
     return (
         unicodedata.is_normalized("NFKC", text)
         and _INVISIBLE.search(text) is None
-        and _LATIN_WORD_WITH_LOOKALIKE.search(text) is None
+        and (
+            _LOOKALIKE_SCRIPT.search(text) is None
+            or _LATIN_WORD_WITH_LOOKALIKE.search(text) is None
+        )
         and _NON_ASCII_DIGIT.search(text) is None
     )
 

@@ -263,7 +263,7 @@ def _screen(
             why = Constraint.MODEL
         elif not (local_has_room if local else island.capacity > 0.0):
             why = Constraint.CAPACITY
-        elif False:
+        elif not local and island.willingness <= 0.0:
             why = Constraint.BATTERY
         elif island.expected_latency_ms > max_latency:
             why = Constraint.LATENCY

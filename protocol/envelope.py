@@ -31,6 +31,7 @@ is an :class:`EnvelopeRejected` with a distinct :class:`RejectReason`.
 from __future__ import annotations
 
 import hashlib
+import math
 import struct
 from dataclasses import dataclass
 
@@ -53,6 +54,8 @@ _SEQ_PER_SECOND = 1_000_000
 DOMAIN_ADVERT = "islandrun/advert"
 DOMAIN_REVOCATION = "islandrun/revocation"
 DOMAIN_INTRODUCTION = "islandrun/introduction"
+# Payload types (the RFC 0002 "payload type"). APPEND-ONLY.
+PAYLOAD_ADVERT = b"advert"
 
 
 def signed_bytes(
@@ -106,6 +109,8 @@ def seal_envelope(
     """Sign ``payload`` for ``domain`` and encode the envelope (msgpack)."""
     if not 0 <= seq < 2**64:
         raise LocalProtocolError("seq must fit in 64 unsigned bits")
+    if not math.isfinite(expires):
+        raise LocalProtocolError("expiry must be a finite time")
     public_key = bytes(key.verify_key)
     sig = key.sign(signed_bytes(domain, payload_type, payload, seq, expires, public_key)).signature
     return msgpack.packb(
@@ -155,6 +160,8 @@ def parse_envelope(data: bytes, *, max_size: int = MAX_ENVELOPE_SIZE) -> Envelop
     )
     if len(env.public_key) != 32 or len(env.signature) != 64 or not 0 <= env.seq < 2**64:
         raise EnvelopeRejected(RejectReason.MALFORMED, "bad key, signature or seq size")
+    if not math.isfinite(env.expires):
+        raise EnvelopeRejected(RejectReason.MALFORMED, "expiry is not a finite time")
     _check_signature(env)
     return env
 

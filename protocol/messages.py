@@ -49,6 +49,7 @@ class MsgType(enum.IntEnum):
     PAIR_REJECT = 9
     REVOCATION = 10
     INTRODUCTION = 11
+    KEEPALIVE = 12
 
 
 class Tier(enum.Enum):
@@ -208,6 +209,17 @@ class Cancel(_Validated):
     request_id: str = spec(max_len=64)
 
 
+@dataclass(**_FROZEN)
+class Keepalive(_Validated):
+    """The island is still working on a request (sent when no chunk is due).
+
+    Lets the client keep a short read deadline, and so detect a frozen or
+    dead island within seconds, however slowly the model produces tokens.
+    """
+
+    request_id: str = spec(max_len=64)
+
+
 # ---------------------------------------------------------------- pairing
 
 
@@ -263,6 +275,7 @@ Message = (
     | ResponseEnd
     | ErrorMessage
     | Cancel
+    | Keepalive
     | PairJoin
     | PairWelcome
     | PairReject
@@ -277,6 +290,7 @@ _TYPES: dict[MsgType, type] = {
     MsgType.END: ResponseEnd,
     MsgType.ERROR: ErrorMessage,
     MsgType.CANCEL: Cancel,
+    MsgType.KEEPALIVE: Keepalive,
     MsgType.PAIR_JOIN: PairJoin,
     MsgType.PAIR_WELCOME: PairWelcome,
     MsgType.PAIR_REJECT: PairReject,

@@ -153,8 +153,10 @@ def test_arbitrary_payloads_signed_by_a_paired_key_are_rejected(payload: bytes,
     assert not members.ingest(_sealed(payload=payload, payload_type=kind), did(ALICE), NOW).accepted
 
 
-_FIELD = st.one_of(st.none(), st.booleans(), st.integers(-(2**63), 2**64 - 1), st.floats(), st.text(max_size=8),
-                   st.binary(max_size=80))
+_FIELD = st.one_of(
+    st.none(), st.booleans(), st.integers(-(2**63), 2**64 - 1), st.floats(),
+    st.text(max_size=8), st.binary(max_size=80),
+)
 
 
 _KEYS = st.sampled_from(["d", "pt", "p", "s", "e", "k", "id", "sig"])

@@ -4,6 +4,8 @@ remaining time, timeout - elapsed, floored to milliseconds)."""
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from islandrun.node.lighthouse import suspicion_timeout
@@ -34,6 +36,6 @@ def test_suspicion_timeout_table(n: int, k: int, min_s: float, max_s: float,
 def test_each_confirmation_shortens_and_never_below_the_floor(k: int) -> None:
     times = [suspicion_timeout(n, k, 4.0, 24.0) for n in range(k + 3)]
     assert times[0] == 24.0 and times[k] == 4.0 and min(times) == 4.0
-    assert all(a > b for a, b in zip(times[: k + 1], times[1 : k + 1], strict=False))
+    assert all(a > b for a, b in itertools.pairwise(times[: k + 1]))
     # Logarithmic: the first confirmation buys more than the last one.
     assert times[0] - times[1] >= times[k - 1] - times[k]

@@ -30,7 +30,7 @@ FUZZ = settings(
 
 def _envelope(payload: bytes) -> bytes:
     return envelope.seal_envelope(
-        KEY, domain=envelope.DOMAIN_ADVERT, payload_type=b"advert", payload=payload,
+        KEY, domain=envelope.DOMAIN_ADVERT, payload_type=envelope.PAYLOAD_ADVERT, payload=payload,
         seq=1, expires=NOW + 60,
     )
 

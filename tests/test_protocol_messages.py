@@ -52,6 +52,7 @@ ALL = [
     m.ResponseEnd(request_id="r1", prompt_tokens=10, completion_tokens=5),
     m.ErrorMessage(request_id="r1", code="refused", message="no island"),
     m.Cancel(request_id="r1"),
+    m.Keepalive(request_id="r1"),
     m.PairJoin(invite_id=b"i" * 16, device_id="d", name="n", public_key=b"k" * 32, proof=b"p"),
     m.PairWelcome(
         device_id="d", name="n", public_key=b"k" * 32, tier=m.TrustTier.FRIEND, proof=b"p"

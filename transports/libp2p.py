@@ -262,7 +262,6 @@ class Libp2pTransport:
         self._feeds_taken: set[str] = set()
         self._known: dict[ID, _Known] = {}
         self.closing = False
-        host.set_stream_handler(REQUEST_PROTOCOL, self._on_stream)
         for topic in self.topics:
             pubsub.set_topic_validator(topic, self._validate, False)
 
@@ -333,6 +332,9 @@ class Libp2pTransport:
         if self._handler is not None:
             raise TransportError("a stream handler is already set")
         self._handler = handler
+        # Registered only now, so a peer asking a non-serving node fails at
+        # protocol negotiation (PeerUnavailable at open), as on every transport.
+        self._host.set_stream_handler(REQUEST_PROTOCOL, self._on_stream)
 
     # -- internals ------------------------------------------------------------
 
@@ -352,7 +354,7 @@ class Libp2pTransport:
     async def _on_stream(self, net_stream: INetStream) -> None:
         peer = net_stream.muxed_conn.peer_id.to_base58()
         stream = Libp2pStream(net_stream, peer, self._config.max_frame_size)
-        if self._handler is None or self.closing:
+        if self._handler is None or self.closing:  # handler: set before registration
             await stream.abort()
             return
         await run_handler(self._handler, stream)

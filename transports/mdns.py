@@ -164,8 +164,8 @@ async def open_mdns(
     info = _service_info(device_id, port, announce_ips)
     browser: ServiceBrowser | None = None
     try:
-        await trio.to_thread.run_sync(zeroconf.register_service, info)
         browser = ServiceBrowser(zeroconf, SERVICE_TYPE, handlers=[discovery.on_change])
+        await trio.to_thread.run_sync(zeroconf.register_service, info)
         yield discovery
     finally:
         send.close()

@@ -413,7 +413,8 @@ class MemoryNetwork:
 
     def _leave(self, device_id: str, transport: MemoryTransport) -> None:
         if self._nodes.get(device_id) is not transport:
-            return  # crashed already        del self._nodes[device_id]
+            return  # crashed already
+        del self._nodes[device_id]
         transport.stop()
         self._scopes.pop(device_id).cancel()
         for stream in list(self._streams.pop(device_id, ())):

@@ -1,0 +1,240 @@
+"""Request shipping: a sealed request out, sealed streamed chunks back.
+
+One request uses one :class:`~islandrun.transports.base.MessageStream`.
+Every message on it is sealed end to end (``protocol.sealing``) between the
+requesting device and the island, so relays see only ciphertext::
+
+    client -> island   InferenceRequest
+    island -> client   Keepalive | ResponseChunk ...  then ResponseEnd or ErrorMessage
+    client -> island   Cancel (optional; closing the stream means the same)
+
+Failure detection. The island sends a :class:`Keepalive` whenever it has
+had nothing to send for ``keepalive_interval``; the client puts a deadline
+of ``read_timeout`` on every read. A dead or frozen island (kill -9,
+SIGSTOP) therefore surfaces as :class:`IslandFailed` within ``read_timeout``
+(3 s by default, inside the 5 s the node promises), however slowly its
+model produces tokens, and WAVES can fail over to the next eligible island.
+
+Cancellation. If the client goes away (it cancels, or its stream closes),
+the island sees the stream end or a :class:`Cancel` and cancels the
+executor, so the remote generation stops.
+
+What this is not: it does not choose the island (WAVES) or sanitize text
+(MIST). It trusts nothing it receives: every message is opened with the
+expected sender's key and decoded with size limits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import trio
+
+from islandrun.protocol import messages as m
+from islandrun.protocol.errors import IslandRunError
+from islandrun.protocol.ids import public_key_from_device_id
+from islandrun.protocol.sealing import Sealer
+from islandrun.transports.base import MessageStream, PeerUnavailable, StreamClosed
+
+from .executor import Executor
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ShippingConfig:
+    #: Longest silence from the island before it counts as failed (s).
+    #: Must exceed ``keepalive_interval`` plus a network round trip.
+    read_timeout: float = 3.0
+    #: The island sends a keepalive after this much silence (s).
+    keepalive_interval: float = 1.0
+
+
+class IslandFailed(IslandRunError):
+    """The island died, froze or broke the protocol; try another one."""
+
+
+class RequestRefused(IslandRunError):
+    """The island answered with an error (``code``), e.g. not paired, deadline."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"island refused the request ({code}): {message}")
+        self.code = code
+
+
+OnChunk = Callable[[str], Awaitable[None]]
+
+
+async def ship_request(
+    stream: MessageStream,
+    sealer: Sealer,
+    request: m.InferenceRequest,
+    on_chunk: OnChunk,
+    *,
+    config: ShippingConfig = ShippingConfig(),
+) -> m.ResponseEnd:
+    """Send ``request`` over ``stream`` and stream the answer into ``on_chunk``."""
+    island_key = public_key_from_device_id(stream.peer)
+    try:
+        await stream.send(sealer.seal(island_key, m.encode(request)))
+        while True:
+            with trio.fail_after(config.read_timeout):
+                data = await stream.receive()
+            _, payload = sealer.open(data, expected_sender=island_key)
+            reply = m.decode(payload)
+            if isinstance(reply, m.ResponseChunk):
+                await on_chunk(reply.text)
+            elif isinstance(reply, m.ResponseEnd):
+                return reply
+            elif isinstance(reply, m.ErrorMessage):
+                raise RequestRefused(reply.code, reply.message)
+            elif not isinstance(reply, m.Keepalive):
+                raise IslandFailed(f"island sent an unexpected {type(reply).__name__}")
+    except trio.TooSlowError:
+        silent = f"island silent for {config.read_timeout:.0f} s (dead or frozen)"
+        raise IslandFailed(silent) from None
+    except (PeerUnavailable, StreamClosed) as exc:
+        raise IslandFailed(f"island connection lost: {exc}") from None
+    except RequestRefused:
+        raise
+    except IslandRunError as exc:  # undecodable or unsealable reply
+        raise IslandFailed(f"island sent invalid data: {exc}") from None
+
+
+class _Reply:
+    """Sends sealed replies to one client, one at a time, noting when."""
+
+    def __init__(self, stream: MessageStream, sealer: Sealer, client_key: bytes) -> None:
+        self._stream, self._sealer, self._key = stream, sealer, client_key
+        self._lock = trio.Lock()
+        self.last_sent = trio.current_time()
+
+    async def send(self, message: m.Message) -> None:
+        async with self._lock:
+            await self._stream.send(self._sealer.seal(self._key, m.encode(message)))
+            self.last_sent = trio.current_time()
+
+
+async def serve_request(
+    stream: MessageStream,
+    sealer: Sealer,
+    executor: Executor,
+    *,
+    is_allowed: Callable[[str], bool],
+    config: ShippingConfig = ShippingConfig(),
+    wall_clock: Callable[[], float] = time.time,
+) -> None:
+    """Handle one inbound request stream on the island side.
+
+    Never raises for anything the client did: refusals go back as
+    :class:`ErrorMessage`, a client that vanishes just ends the handler.
+    """
+    client_key = public_key_from_device_id(stream.peer)
+    reply = _Reply(stream, sealer, client_key)
+    try:
+        with trio.fail_after(config.read_timeout):
+            data = await stream.receive()
+        if not is_allowed(stream.peer):
+            await reply.send(m.ErrorMessage(code="not_paired", message="this device is not paired"))
+            return
+        _, payload = sealer.open(data, expected_sender=client_key)
+        request = m.decode_as(payload, m.InferenceRequest)
+    except (trio.TooSlowError, PeerUnavailable, StreamClosed):
+        return
+    except IslandRunError as exc:
+        await _try_send(reply, m.ErrorMessage(code="bad_request", message=str(exc)[:512]))
+        return
+    remaining = request.deadline - wall_clock()
+    if remaining <= 0:
+        await _try_send(reply, _error(request, "deadline", "the request's deadline has passed"))
+        return
+    await _run(request, executor, reply, stream, config, remaining)
+
+
+async def _run(
+    request: m.InferenceRequest,
+    executor: Executor,
+    reply: _Reply,
+    stream: MessageStream,
+    config: ShippingConfig,
+    remaining: float,
+) -> None:
+    # No exception leaves this nursery (trio would wrap it in an
+    # ExceptionGroup): each task turns "the client went away" into
+    # cancelling the whole scope, which also stops the executor.
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_keepalive, reply, request.request_id, config, nursery.cancel_scope)
+        nursery.start_soon(_watch_client, stream, nursery.cancel_scope)
+        outcome = await _generate(request, executor, reply, remaining)
+        if outcome is not None:
+            await _try_send(reply, outcome)
+        nursery.cancel_scope.cancel()
+
+
+async def _generate(
+    request: m.InferenceRequest, executor: Executor, reply: _Reply, remaining: float
+) -> m.Message | None:
+    """Run the executor; the final message to send, or None if the client left."""
+    index = 0
+
+    async def emit(text: str) -> None:
+        nonlocal index
+        await reply.send(m.ResponseChunk(request_id=request.request_id, index=index, text=text))
+        index += 1
+
+    try:
+        with trio.move_on_after(remaining) as deadline:
+            usage = await executor.run(request, emit)
+            return m.ResponseEnd(
+                request_id=request.request_id,
+                prompt_tokens=usage.prompt_tokens,
+                completion_tokens=usage.completion_tokens,
+                finish_reason=usage.finish_reason,
+            )
+    except (PeerUnavailable, StreamClosed):
+        return None
+    except IslandRunError as exc:
+        return _error(request, "failed", str(exc)[:512])
+    except Exception as exc:  # an executor bug must not take the node down
+        log.error("executor failed with %s", type(exc).__name__)
+        return _error(request, "internal", "the island failed to run the request")
+    assert deadline.cancelled_caught
+    return _error(request, "deadline", "the deadline passed during generation")
+
+
+def _error(request: m.InferenceRequest, code: str, message: str) -> m.ErrorMessage:
+    return m.ErrorMessage(request_id=request.request_id, code=code, message=message)
+
+
+async def _try_send(reply: _Reply, message: m.Message) -> bool:
+    try:
+        await reply.send(message)
+    except (PeerUnavailable, StreamClosed):
+        return False
+    return True
+
+
+async def _keepalive(
+    reply: _Reply, request_id: str, config: ShippingConfig, scope: trio.CancelScope
+) -> None:
+    while True:
+        await trio.sleep_until(reply.last_sent + config.keepalive_interval)
+        due = trio.current_time() >= reply.last_sent + config.keepalive_interval
+        if due and not await _try_send(reply, m.Keepalive(request_id=request_id)):
+            scope.cancel()
+            return
+
+
+async def _watch_client(stream: MessageStream, scope: trio.CancelScope) -> None:
+    """Cancel the generation when the client cancels or goes away.
+
+    The client sends nothing after its request except a :class:`Cancel`, so
+    whatever arrives next -- a cancel or the end of the stream -- means stop.
+    """
+    with contextlib.suppress(PeerUnavailable, StreamClosed):
+        await stream.receive()
+    scope.cancel()
