@@ -1,31 +1,41 @@
 """The node config: ``<home>/config.toml``, the owner's settings for this device.
 
 The config is the owner's word. Everything that decides where data may go
-(trust and privacy scores, tiers, buffers) comes from here and from pairing
-records, never from what another device says about itself.
+(trust and privacy scores, tiers, buffers, who may join) comes from here and
+from pairing records, never from what another device says about itself.
 
-Errors name the file, the line where it can be found, and the fix, before
-anything starts: a typo in a privacy setting must not silently fall back to
-a default.
+Errors name the file, the line, and the fix, and are raised before anything
+starts: a typo in a privacy setting must not silently fall back to a
+default. Each section is a frozen dataclass whose fields document meaning
+and unit; :func:`_section` reads any of them with the same strict rules
+(unknown keys, wrong types and out-of-range values are errors).
 
-Sections so far::
+Example::
 
     [node]
-    name = "laptop"          # shown to paired devices and in `islandnode peers`
+    name = "laptop"                    # shown to paired devices
 
-Later capabilities add their own sections; each is a frozen dataclass whose
-fields document their meaning and unit.
+    [mesh]
+    listen = ["/ip4/0.0.0.0/tcp/4001"] # libp2p listen multiaddrs
+    bootstrap = []                     # peers to dial at start (multiaddrs with /p2p/ID)
+    mdns = true                        # find peers on the LAN with mDNS
+    allow = ["12D3KooW..."]            # device ids allowed in the mesh (until pairing)
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import tomllib
-from dataclasses import dataclass
+import typing
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import tomli_w
+
+from islandrun.protocol.errors import DecodeError
+from islandrun.protocol.ids import public_key_from_device_id
 
 from .errors import ConfigError
 from .home import CONFIG_FILE, ensure_home, write_private
@@ -40,25 +50,47 @@ class NodeSection:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class MeshSection:
+    #: libp2p listen multiaddrs. The default listens on every interface at
+    #: port 4001, as a LAN node should; tests and the demo use loopback.
+    listen: tuple[str, ...] = ("/ip4/0.0.0.0/tcp/4001",)
+    #: Peers to dial at start and keep re-dialling (``/ip4/A/tcp/P/p2p/ID``).
+    bootstrap: tuple[str, ...] = ()
+    #: Announce and discover nodes on the LAN with mDNS.
+    mdns: bool = True
+    #: Device ids whose adverts and requests are accepted. Pairing adds to
+    #: this set; until a device is paired, it can be listed here by hand.
+    allow: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class NodeConfig:
     node: NodeSection
+    mesh: MeshSection = field(default_factory=MeshSection)
     path: Path
+
+
+_SECTIONS: dict[str, type] = {"node": NodeSection, "mesh": MeshSection}
 
 
 def config_path(home: Path) -> Path:
     return home / CONFIG_FILE
 
 
-def _line_of(text: str, key: str) -> int | None:
-    pattern = re.compile(rf"^\s*{re.escape(key)}\s*=", re.MULTILINE)
-    match = pattern.search(text)
+class _Problem(Exception):
+    """Raised inside loading; turned into a ConfigError with a location."""
+
+    def __init__(self, key: str, message: str) -> None:
+        self.key, self.message = key, message
+
+
+def _line_of(text: str, section: str, key: str) -> int | None:
+    """Line of ``key`` inside ``[section]`` (or of the section header)."""
+    header = re.search(rf"^\s*\[{re.escape(section)}\]\s*$", text, re.MULTILINE)
+    start = header.end() if header else 0
+    found = re.compile(rf"^\s*{re.escape(key)}\s*=", re.MULTILINE).search(text, start)
+    match = found or header
     return None if match is None else text.count("\n", 0, match.start()) + 1
-
-
-def _error(path: Path, text: str, key: str, message: str) -> ConfigError:
-    line = _line_of(text, key)
-    where = f"{path}:{line}" if line else str(path)
-    return ConfigError(f"{where}: {message}")
 
 
 def validate_name(name: object) -> str:
@@ -68,8 +100,81 @@ def validate_name(name: object) -> str:
     return name
 
 
+def _device_id(value: str) -> str:
+    try:
+        public_key_from_device_id(value)
+    except DecodeError:
+        raise ValueError(f"{value[:60]!r} is not a device id (see `islandnode id`)") from None
+    return value
+
+
+#: Extra checks per (section, key), beyond the type.
+_CHECKS: dict[tuple[str, str], typing.Callable[[Any], Any]] = {
+    ("node", "name"): validate_name,
+    ("mesh", "allow"): lambda ids: tuple(_device_id(i) for i in ids),
+}
+
+
+def _convert(hint: Any, value: Any, key: str) -> Any:
+    if typing.get_origin(hint) is tuple:
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise _Problem(key, "expected a list of strings")
+        return tuple(value)
+    if hint is bool or hint is str:
+        if type(value) is not hint:
+            raise _Problem(key, f"expected {'true or false' if hint is bool else 'a string'}")
+        return value
+    raise _Problem(key, f"unsupported type {hint}")  # pragma: no cover - a bug in a section
+
+
+def _section(name: str, cls: type, table: Any) -> Any:
+    if not isinstance(table, dict):
+        raise _Problem(name, f"[{name}] must be a table")
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    values = {}
+    for key, value in table.items():
+        if key not in known:
+            raise _Problem(key, f"unknown key [{name}].{key}; remove it (known: {sorted(known)})")
+        converted = _convert(hints[key], value, key)
+        check = _CHECKS.get((name, key))
+        if check is not None:
+            try:
+                converted = check(converted)
+            except (ValueError, ConfigError) as exc:
+                raise _Problem(key, f"[{name}].{key}: {exc}") from None
+        values[key] = converted
+    try:
+        return cls(**values)
+    except TypeError:
+        missing = sorted(f.name for f in dataclasses.fields(cls) if f.name not in values)
+        raise _Problem(name, f"[{name}] is missing {', '.join(missing)}") from None
+
+
+def parse_config(text: str, path: Path) -> NodeConfig:
+    """Validate config text; :class:`ConfigError` names file, line and fix."""
+    try:
+        data: dict[str, Any] = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    sections = {}
+    for name, table in data.items():
+        cls = _SECTIONS.get(name)
+        try:
+            if cls is None:
+                raise _Problem(name, f"unknown section [{name}]; remove it")
+            sections[name] = _section(name, cls, table)
+        except _Problem as problem:
+            line = _line_of(text, name, problem.key)
+            where = f"{path}:{line}" if line else str(path)
+            raise ConfigError(f"{where}: {problem.message}") from None
+    if "node" not in sections:
+        raise ConfigError(f"{path}: missing [node] section with a name; run `islandnode init`")
+    return NodeConfig(path=path, **sections)
+
+
 def load_config(home: Path) -> NodeConfig:
-    """Read and validate the config; raise :class:`ConfigError` with a fix."""
+    """Read and validate ``<home>/config.toml``."""
     path = config_path(home)
     try:
         text = path.read_text(encoding="utf-8")
@@ -77,27 +182,17 @@ def load_config(home: Path) -> NodeConfig:
         raise ConfigError(f"{path} does not exist; run `islandnode init` first") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read ({exc}); fix or recreate it") from None
-    try:
-        data: dict[str, Any] = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
-    for section in data:
-        if section != "node":
-            raise _error(path, text, section, f"unknown section or key {section!r}; remove it")
-    node = data.get("node", {})
-    for key in node:
-        if key != "name":
-            raise _error(path, text, key, f"unknown key [node].{key}; remove it")
-    try:
-        name = validate_name(node.get("name"))
-    except ConfigError as exc:
-        raise _error(path, text, "name", f"[node].name: {exc}") from None
-    return NodeConfig(node=NodeSection(name=name), path=path)
+    return parse_config(text, path)
 
 
-def write_initial_config(home: Path, name: str) -> Path:
-    """Write the config ``islandnode init`` creates."""
+def write_initial_config(home: Path, name: str, **mesh: Any) -> Path:
+    """Write the config ``islandnode init`` creates (``mesh`` keys optional)."""
     ensure_home(home)
     path = config_path(home)
-    write_private(path, tomli_w.dumps({"node": {"name": validate_name(name)}}).encode())
+    data: dict[str, Any] = {"node": {"name": validate_name(name)}}
+    if mesh:
+        data["mesh"] = {k: list(v) if isinstance(v, tuple) else v for k, v in mesh.items()}
+    text = tomli_w.dumps(data)
+    parse_config(text, path)  # never write a config we would refuse to read
+    write_private(path, text.encode())
     return path

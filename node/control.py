@@ -15,9 +15,10 @@ refused" into :class:`NodeNotRunning` with the command that fixes it.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ from hypercorn.config import Config
 from hypercorn.trio import serve
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from .errors import NodeError, NodeNotRunning
@@ -67,6 +68,26 @@ def get(home: Path, path: str, *, timeout: float = 5.0) -> Any:
     return response.json()
 
 
+def stream(home: Path, path: str, body: dict[str, Any], *, timeout: float = 120.0) -> Iterator[Any]:
+    """POST ``body`` to ``path`` and yield the NDJSON objects streamed back."""
+    sock = socket_path(home)
+    if not sock.exists():
+        raise _not_running(home)
+    transport = httpx.HTTPTransport(uds=str(sock))
+    try:
+        with (
+            httpx.Client(transport=transport, base_url="http://node", timeout=timeout) as client,
+            client.stream("POST", path, json=body) as response,
+        ):
+            for line in response.iter_lines():
+                if line:
+                    yield json.loads(line)
+    except (httpx.ConnectError, httpx.RemoteProtocolError):
+        raise _not_running(home) from None
+    except httpx.TimeoutException:
+        raise NodeError(f"the node for {home} did not answer within {timeout:.0f} s") from None
+
+
 def claim_socket(home: Path) -> Path:
     """Make sure no other node runs for ``home``; remove a stale socket."""
     sock = socket_path(home)
@@ -86,15 +107,25 @@ def claim_socket(home: Path) -> Path:
 
 
 def build_app(routes: dict[str, Handler]) -> Starlette:
-    """A Starlette app whose handlers return JSON-ready values."""
+    """A Starlette app whose handlers return JSON-ready values.
 
-    def endpoint(handler: Handler) -> Callable[[Request], Awaitable[JSONResponse]]:
-        async def call(request: Request) -> JSONResponse:
-            return JSONResponse(await handler(request))
+    A handler that returns an async iterator streams its items as NDJSON
+    (one JSON object a line), e.g. the chunks of an answer.
+    """
+
+    def endpoint(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+        async def call(request: Request) -> Response:
+            result = await handler(request)
+            if isinstance(result, AsyncIterator):
+                lines = (json.dumps(item) + "\n" async for item in result)
+                return StreamingResponse(lines, media_type="application/x-ndjson")
+            return JSONResponse(result)
 
         return call
 
-    return Starlette(routes=[Route(path, endpoint(h)) for path, h in routes.items()])
+    return Starlette(
+        routes=[Route(path, endpoint(h), methods=["GET", "POST"]) for path, h in routes.items()]
+    )
 
 
 async def serve_control(

@@ -104,7 +104,8 @@ _MONTH_SEEN = re.compile(_MONTH)
 
 _AGES = (
     re.compile(r"(\d{1,3})\s?(?:-\s?)?(?i:years?|yrs?|y/?o|yo)\b"),
-    re.compile(r"(?:aged?|turn(?:ed|ing|s)?|i\s?am|i'm)\s*:?\s*(\d{1,3})\b"),  # on lower case
+    # on lower case
+    re.compile(r"(?:aged?|age of|turn(?:ed|ing|s)?|i\s?am|i'm)\s*:?\s*(\d{1,3})\b"),
 )
 
 _EMAIL = re.compile(r"[\w.%+\-]+@[\w\-]+(?:\.[\w\-]+)*\.[A-Za-z]{2,}\b")
@@ -122,7 +123,8 @@ _OCTET = r"(?:25[0-5]|2[0-4]\d|1?\d?\d)"
 _IPV4 = re.compile(rf"(?<![\d.]){_OCTET}(?:\.{_OCTET}){{3}}\b(?![\d.])")
 _IPV6 = re.compile(r"(?<![\w:])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![\w:])")
 _SSN = re.compile(r"(?!000|666|9\d\d)\d{3}([- .])(?!00)\d{2}\1(?!0000)\d{4}\b")
-_DIGIT_RUN = re.compile(r"\+?\(?\d[\d ().\-]{5,26}\d(?![\w\-])")
+_DIGIT_RUN = re.compile(r"\+?\(?\d[\d ().\-]{5,80}\d(?:\s?(?:x|ext\.?)\s?\d{1,5})?(?![\d\w])")
+_EXTENSION = re.compile(r"\s?(?:x|ext\.?)\s?\d{1,5}$")
 _PHONE_CONTEXT = re.compile(
     r"\b(?:phone|tel|telephone|call|fax|mobile|cell|number|contact|reach|whatsapp|sms|text|"
     r"ring|dial|line|ph|#)\W{0,3}(?:\w+\W+){0,4}$",
@@ -176,7 +178,9 @@ _SECRET_IN_URL = re.compile(r"://[^\s:/@]+:(?P<v>[^\s@/]+)@")
 
 _ICD10 = re.compile(r"[A-TV-Z]\d[0-9AB]\.[0-9A-TV-Z]{1,4}\b")
 _ICD10_CONTEXT = re.compile(
-    r"\b(?:icd(?:-?10)?|dx|diagnosis code|code)\W{0,3}(?P<v>[A-TV-Z]\d[0-9AB](?:\.[0-9A-TV-Z]{1,4})?)\b", re.I
+    r"\b(?:icd(?:-?10)?|dx|diagnosis code|code)\W{0,3}"
+    r"(?P<v>[A-TV-Z]\d[0-9AB](?:\.[0-9A-TV-Z]{1,4})?)\b",
+    re.I,
 )
 
 # A context word, up to a few filler words ("number", "no.", "#", ":"), then an
@@ -203,6 +207,7 @@ _CONTEXT_IDS: tuple[tuple[re.Pattern[str], re.Pattern[str], T, float], ...] = tu
         ),
         (r"account|acct|a/c|routing|sort code", T.ACCOUNT_NUMBER, 0.9),
         (r"ssn|social security|sin|national insurance|tax id|tin", T.SSN, 0.9),
+        (r"zip|zip code|postal code|postcode|post code|plz", T.POSTAL_CODE, 0.85),
         (
             r"id|identifier|licen[cs]e|passport|dl|certificate|badge|employee|student|case"
             r"|claim|ticket|order|reference|ref|serial|device|vin|customer|client|fax",
@@ -244,7 +249,7 @@ _ADDRESS_RULES: tuple[tuple[re.Pattern[str], float, _Gate], ...] = (
 # One compound word ending in a street type ("Hammarvägen 15", "Brixtonlaan"), optionally
 # with its house number; an ordinary English word ("Spring") is not a street name.
 _CAPITALISED_WORD = re.compile(rf"[{UPPER}][\w\-]{{2,}}\.?")
-_LEADING_NUMBER = re.compile(rf"(?<![\w,.\-]){_STREET_NUMBER},?\s+$")
+_LEADING_NUMBER = re.compile(rf"(?<![\w,.\-]){_STREET_NUMBER},?[ \t]+$")
 _HOUSE_NUMBER = re.compile(rf"\s+{_STREET_NUMBER}\b")
 POSTAL_CODE = re.compile(r"\b(?:\d{2}-\d{3}|\d{3}\s\d{2}|\d{4,6}(?:-\d{4})?)\b")
 
@@ -318,7 +323,7 @@ def _ipv6(view: str, low: str) -> Iterator[Candidate]:
 
 def _domains(view: str, low: str) -> Iterator[Candidate]:
     for m in _DOMAIN.finditer(view):
-        if m.start() == 0 or view[m.start() - 1] not in "@.-_/" and _word_start(view, m.start()):
+        if m.start() == 0 or (view[m.start() - 1] not in "@.-_/" and _word_start(view, m.start())):
             yield Candidate(T.URL, m.start(), m.end(), 0.6)
 
 
@@ -364,18 +369,40 @@ def _ibans(view: str, low: str) -> Iterator[Candidate]:
 
 def _digit_runs(view: str, low: str) -> Iterator[Candidate]:
     """Phone numbers and payment cards: both are runs of digits and separators."""
-    for m in _DIGIT_RUN.finditer(view):
+    for found in _DIGIT_RUN.finditer(view):
+        m = found
         if m.start() > 0 and (view[m.start() - 1].isalnum() or view[m.start() - 1] in "+-_"):
-            continue
-        run = m.group(0)
+            # Glued to a word ("A0 4111 ..."): drop the glued group, keep the rest.
+            m = _DIGIT_RUN.search(view, m.start() + len(re.match(r"\d*\D*", m.group(0))[0]),
+                                  m.end())
+            if m is None:
+                continue
+        run = _EXTENSION.sub("", m.group(0))
         digits = re.sub(r"\D", "", run)
         before = view[max(0, m.start() - 40) : m.start()]
-        card = _card(digits, before)
+        card = _card(digits, before) if len(digits) <= 19 else 0.0
         if card:
             yield Candidate(T.CREDIT_CARD, m.start(), m.end(), card)
+        elif len(digits) > 12:
+            yield from _cards_inside(m)
         phone = _phone(run, digits, before)
         if phone:
             yield Candidate(T.PHONE, m.start(), m.end(), phone)
+
+
+def _cards_inside(run: re.Match[str]) -> Iterator[Candidate]:
+    """A card number inside a longer run of digits ("1 4111 1111 1111 1111", or two
+    cards back to back): try every window of the run's digit groups."""
+    groups = list(re.finditer(r"\d+", run.group(0)))
+    for a in range(len(groups)):
+        digits = ""
+        for b in range(a, len(groups)):
+            digits += groups[b].group(0)
+            if len(digits) > 19:
+                break
+            if len(digits) >= 12 and _card(digits, "") >= 0.95:
+                start, end = run.start() + groups[a].start(), run.start() + groups[b].end()
+                yield Candidate(T.CREDIT_CARD, start, end, 0.95)
 
 
 def _card(digits: str, before: str) -> float:
@@ -438,7 +465,9 @@ def _addresses(view: str, low: str) -> Iterator[Candidate]:
             continue
         number = _HOUSE_NUMBER.match(view, m.end())
         end = number.end() if number else m.end()
-        yield Candidate(T.STREET_ADDRESS, m.start(), end, 0.8 if number else 0.5)
+        lead = _LEADING_NUMBER.search(view, max(0, m.start() - 12), m.start())
+        start = lead.start() if lead else m.start()
+        yield Candidate(T.STREET_ADDRESS, start, end, 0.8 if number else 0.5)
 
 
 

@@ -72,13 +72,16 @@ def _phrase_table() -> dict[str, tuple[T, float, bool]]:
         (lex.FINANCIAL_TERMS, T.FINANCIAL_TERM, 0.6, False),
         (lex.MEDICATIONS, T.MEDICATION, 0.7, False),
         (lex.MEDICAL_CONDITIONS, T.MEDICAL_CONDITION, 0.7, False),
-        (lex.DEMOGRAPHICS, T.DEMOGRAPHIC, 0.7, True),
+        (lex.DEMOGRAPHICS | {f"{d}s" for d in lex.DEMOGRAPHICS}, T.DEMOGRAPHIC, 0.7, None),
         (lex.CITIES | lex.REGIONS | lex.COUNTRIES, T.LOCATION, 0.8, True),
     )
     for phrases, kind, score, needs_cap in groups:
         for phrase in phrases:
             key = " ".join(_TOKEN.findall(phrase))
-            table[key] = (kind, score, needs_cap)
+            # None: a capital is needed only where the phrase is also an ordinary word
+            # ("black", "english"), not for "hispanic" or "saudis".
+            cap = lex.is_common_word(key) if needs_cap is None else needs_cap
+            table[key] = (kind, score, cap)
     return table
 
 
@@ -93,7 +96,7 @@ def find_words(view: str) -> Iterator[Candidate]:
     used = [False] * len(toks)
     yield from _phrases(view, toks, used)
     yield from _runs(view, toks, used)
-    yield from _lowercase_names(view)
+    yield from _lowercase_names(view, toks, used)
 
 
 def _tok(m: re.Match[str]) -> _Tok:
@@ -112,7 +115,8 @@ def _phrases(view: str, toks: list[_Tok], used: list[bool]) -> Iterator[Candidat
             i += 1
             continue
         n, (kind, score, needs_cap) = hit
-        if not needs_cap or toks[i].word[0].isupper():
+        after_title = kind is T.LOCATION and i > 0 and toks[i - 1].lower in lex.HONORIFICS
+        if (not needs_cap or toks[i].word[0].isupper()) and not after_title:
             yield Candidate(kind, toks[i].start, toks[i + n - 1].end, score)
             used[i : i + n] = [True] * n
         i += n
@@ -238,8 +242,22 @@ def _evidence(body: list[_Tok], honorific: bool, before: str) -> tuple[T, float]
     return T.PERSON, 0.35
 
 
-def _lowercase_names(view: str) -> Iterator[Candidate]:
+def _lowercase_names(view: str, toks: list[_Tok], used: list[bool]) -> Iterator[Candidate]:
+    """Names typed in lower case: a known given name that is not also an ordinary word
+    ("olga", not "will"), with the next word if it is a known or unknown surname."""
     for m in _LOWER_NAME_CUE.finditer(view):
         if m.group(1) in lex.FIRST_NAMES:
             last = 2 if m.group(2) in lex.SURNAMES else 1
             yield Candidate(T.PERSON, m.start(1), m.end(last), 0.75)
+    for i, tok in enumerate(toks):
+        if used[i] or not tok.word.islower() or tok.lower not in lex.FIRST_NAMES:
+            continue
+        if _common(tok):
+            continue
+        nxt = toks[i + 1] if i + 1 < len(toks) else None
+        if nxt is not None and view[tok.end : nxt.start] == " " and nxt.word.islower() and (
+            nxt.lower in lex.SURNAMES or not _common(nxt)
+        ):
+            yield Candidate(T.PERSON, tok.start, nxt.end, 0.6)
+        else:
+            yield Candidate(T.PERSON, tok.start, tok.end, 0.5)

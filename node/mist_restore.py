@@ -25,7 +25,7 @@ _TYPE_ALT = "|".join(
     for t in sorted(EntityType, key=lambda t: len(t.value), reverse=True)
 )
 _PLACEHOLDER = re.compile(
-    rf"\[?[ \t]*\b(?P<t>{_TYPE_ALT})[ \t]*[ _\-:#]?[ \t]*(?P<n>\d+)\b(?:[ \t]*\])?", re.I
+    rf"(?:\[[ \t]*)?\b(?P<t>{_TYPE_ALT})[ \t]*[ _\-:#]?[ \t]*(?P<n>\d+)\b(?:[ \t]*\])?", re.I
 )
 _BY_COMPACT = {t.value.replace("_", ""): t for t in EntityType}
 _COMPACT_NAMES = tuple(_BY_COMPACT)

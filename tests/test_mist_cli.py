@@ -22,7 +22,7 @@ def test_plain_output_is_the_sanitized_text() -> None:
 
 
 def test_json_output_fields() -> None:
-    code, out = run("Maria Gonzalez, SSN 536-22-1234".encode(), as_json=True)
+    code, out = run(b"Maria Gonzalez, SSN 536-22-1234", as_json=True)
     result = json.loads(out)
     assert code == 0
     assert set(result) == {"sensitivity", "level", "entities", "sanitized"}

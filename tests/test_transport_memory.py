@@ -88,7 +88,9 @@ async def test_latency_delays_gossip_and_stream_messages_exactly(
 async def test_stream_messages_pipeline_instead_of_paying_latency_each(
     clock: trio.testing.MockClock,
 ) -> None:
-    net = network(default=Link(latency=0.1))
+    # A buffer as large as the answer: with a small one, throughput is
+    # buffer / latency (a flow-control window), tested below.
+    net = MemoryNetwork(rng=random.Random(1), default_link=Link(latency=0.1), stream_buffer=500)
     async with memory_cluster(2, allow_all, net) as c:
         a, b = nodes_of(c)
         b.serve(chunk_handler(500))

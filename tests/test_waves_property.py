@@ -17,8 +17,10 @@ from islandrun.node.tide_capacity import CapacityReport
 from islandrun.node.waves import Decision, Mode, RoutePolicy, decide, failover
 from islandrun.node.waves_inputs import IslandKind, IslandSnapshot, RouteRequest, Tier
 
-MODELS = st.frozensets(st.sampled_from(["m1", "m2"]))
-DATASETS = st.frozensets(st.sampled_from(["d1", "d2"]))
+# Skewed towards islands and requests that match, so most examples have candidates to pick from.
+MODELS = st.sampled_from([{"m1", "m2"}, {"m1", "m2"}, {"m1"}, {"m2"}, set()]).map(frozenset)
+DATASETS = st.sampled_from([{"d1", "d2"}, {"d1", "d2"}, {"d1"}, set()]).map(frozenset)
+NEEDED = st.sampled_from([set(), set(), {"d1"}, {"d1", "d2"}]).map(frozenset)
 UNIT = st.floats(0.0, 1.0)
 # Privacy and sensitivity often sit on or just beside each other, where off-by-a-bit bugs live.
 LEVELS = st.sampled_from([0.0, 0.29, 0.3, 0.49, 0.5, 0.69, 0.7, 0.99, 1.0]) | UNIT
@@ -49,7 +51,7 @@ def islands(draw: st.DrawFn) -> list[IslandSnapshot]:
                 price_per_request=draw(st.sampled_from([0.0, 0.01]) | st.floats(0.0, 0.1)),
                 price_per_token=draw(st.sampled_from([0.0, 1e-5])),
                 alive=draw(st.sampled_from([True, True, True, False])),
-                is_local=draw(st.booleans()),
+                is_local=draw(st.sampled_from([False, False, False, True])),
             )
         )
     return pool
@@ -58,11 +60,11 @@ def islands(draw: st.DrawFn) -> list[IslandSnapshot]:
 requests = st.builds(
     RouteRequest,
     request_id=st.just("r"),
-    model=st.none() | st.sampled_from(["m1", "m2"]),
-    datasets=DATASETS,
-    tier=st.sampled_from(Tier),
-    max_latency_ms=st.none() | st.floats(0.0, 4000.0),
-    max_cost=st.none() | st.floats(0.0, 0.2),
+    model=st.sampled_from([None, None, "m1", "m2"]),
+    datasets=NEEDED,
+    tier=st.sampled_from([Tier.SECONDARY, Tier.SECONDARY, Tier.BURSTABLE, Tier.PRIMARY]),
+    max_latency_ms=st.one_of(st.none(), st.none(), st.floats(0.0, 4000.0)),
+    max_cost=st.one_of(st.none(), st.none(), st.floats(0.0, 0.2)),
     tokens=st.integers(0, 5000),
 )
 
@@ -71,19 +73,19 @@ local_reports = st.none() | st.builds(
     lambda capacity, accepting: dataclasses.replace(
         CapacityReport.exhausted(), capacity=capacity, accepting=accepting
     ),
-    st.sampled_from([0.0, 0.5, 0.8, 1.0]) | ANY_FLOAT,
+    st.sampled_from([0.0, 0.49, 0.5, 0.79, 0.8, 1.0]) | ANY_FLOAT,
     st.booleans(),
 )
 
 policies = st.builds(
     RoutePolicy,
     mode=st.sampled_from(Mode),
-    secondary_local_min=UNIT,
-    burstable_local_min=UNIT,
+    secondary_local_min=st.sampled_from([0.5, 0.8]) | UNIT,
+    burstable_local_min=st.sampled_from([0.5, 0.8]) | UNIT,
     max_failover=st.integers(0, 4),
 )
 
-sensitivities = LEVELS | st.none() | ANY_FLOAT
+sensitivities = st.one_of(LEVELS, LEVELS, LEVELS, st.none(), ANY_FLOAT)
 
 
 def expected_sensitivity(value: float | None) -> float:

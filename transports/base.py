@@ -31,10 +31,12 @@ themselves: callers wrap every read in ``trio.fail_after`` (ARCHITECTURE:
 every network read has a deadline), which a transport must honour by being
 cancellable.
 
-Closing: leaving :meth:`Transport.open_stream`'s block normally, or a
-handler returning, closes the stream gracefully (the peer reads
-:class:`StreamClosed` after the last message). Leaving it with an exception
-or a cancellation *aborts* it (a reset): the peer's next ``send`` or
+Closing: a handler returning closes its stream gracefully (the client reads
+:class:`StreamClosed` after the last message). Leaving
+:meth:`Transport.open_stream`'s block closes gracefully only if the peer had
+already finished (we read its :class:`StreamClosed`); leaving it earlier,
+normally or by an exception or a cancellation, *aborts* the stream (a
+reset), as does a handler that raises: the other side's next ``send`` or
 ``receive`` raises :class:`PeerUnavailable`. That is how cancellation
 propagates: the client goes away, the remote handler's next send fails and
 the remote generation stops.
@@ -164,6 +166,11 @@ ABORT_TIMEOUT_S = 1.0
 class AbortableStream(MessageStream, Protocol):
     """What an implementation's stream adds: an abort (reset) of both directions."""
 
+    @property
+    def peer_finished(self) -> bool:
+        """Whether :meth:`receive` has reported the peer's graceful end."""
+        ...
+
     async def abort(self) -> None:
         """Reset the stream: the peer's next send or receive raises PeerUnavailable.
 
@@ -184,21 +191,30 @@ def check_allowed(is_allowed: IsAllowed, device_id: str) -> bool:
 
 
 @asynccontextmanager
-async def closing_stream(stream: AbortableStream) -> AsyncIterator[AbortableStream]:
-    """Close ``stream`` gracefully on a normal exit, abort it on any other."""
+async def closing_stream(
+    stream: AbortableStream, *, client: bool
+) -> AsyncIterator[AbortableStream]:
+    """Close ``stream`` when the block ends: gracefully, or abort it (see Closing)."""
     try:
         yield stream
     except BaseException:
-        with trio.CancelScope(shield=True), trio.move_on_after(ABORT_TIMEOUT_S):
-            await stream.abort()
+        await _abort(stream)
         raise
-    await stream.aclose()
+    if client and not stream.peer_finished:
+        await _abort(stream)
+    else:
+        await stream.aclose()
+
+
+async def _abort(stream: AbortableStream) -> None:
+    with trio.CancelScope(shield=True), trio.move_on_after(ABORT_TIMEOUT_S):
+        await stream.abort()
 
 
 async def run_handler(handler: StreamHandler, stream: AbortableStream) -> None:
     """Run one inbound stream's handler, containing whatever it raises."""
     try:
-        async with closing_stream(stream):
+        async with closing_stream(stream, client=False):
             await handler(stream)
     except TransportError as exc:
         _log.debug("request stream from %s ended: %s", stream.peer[-8:], type(exc).__name__)

@@ -48,8 +48,6 @@ from dataclasses import dataclass, field
 
 import multiaddr
 import trio
-from islandrun.protocol.errors import FrameError
-from islandrun.protocol.framing import MAX_FRAME_SIZE, FrameDecoder, encode_frame
 from libp2p import create_yamux_muxer_option, new_host
 from libp2p.abc import IHost, INetStream
 from libp2p.crypto.ed25519 import create_new_key_pair as ed25519_key_pair
@@ -69,6 +67,9 @@ from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL_ID
 from libp2p.security.noise.transport import Transport as NoiseTransport
 from libp2p.tools.anyio_service import background_trio_service
 from nacl.signing import SigningKey
+
+from islandrun.protocol.errors import FrameError
+from islandrun.protocol.framing import MAX_FRAME_SIZE, FrameDecoder, encode_frame
 
 from .base import (
     TOPICS,
@@ -150,6 +151,7 @@ class Libp2pStream:
         self._max = max_frame_size
         self._decoder = FrameDecoder(max_size=max_frame_size)
         self._closed = False
+        self.peer_finished = False
 
     @property
     def peer(self) -> str:
@@ -189,8 +191,11 @@ class Libp2pStream:
             ) from None
         if data:
             return data
+        if _was_reset(self._stream):
+            raise PeerUnavailable(f"{self._peer[-8:]} reset the stream")
         if self._decoder.buffered:
             raise PeerUnavailable(f"{self._peer[-8:]} ended the stream mid-message")
+        self.peer_finished = True
         raise StreamClosed(f"{self._peer[-8:]} finished the stream")
 
     async def aclose(self) -> None:
@@ -208,6 +213,13 @@ class Libp2pStream:
             await self._stream.reset()
         except _BROKEN:
             _log.debug("reset of a stream to %s failed; it is gone anyway", self._peer[-8:])
+
+
+def _was_reset(stream: INetStream) -> bool:
+    """Whether the peer reset ``stream``. py-libp2p 0.8.1's Yamux reports a reset
+    that arrives on a window update as a clean end of stream (``StreamEOF``);
+    its muxed stream still knows the truth."""
+    return bool(getattr(getattr(stream, "muxed_stream", None), "reset_received", False))
 
 
 class _GossipFeed:
@@ -325,7 +337,7 @@ class Libp2pTransport:
                 f"cannot open a stream to {peer[-8:]} ({type(exc).__name__})"
             ) from None
         stream = Libp2pStream(net_stream, peer, self._config.max_frame_size)
-        async with closing_stream(stream) as opened:
+        async with closing_stream(stream, client=True) as opened:
             yield opened
 
     def serve(self, handler: StreamHandler) -> None:

@@ -39,6 +39,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import trio
+
 from islandrun.protocol.errors import LocalProtocolError
 from islandrun.protocol.framing import MAX_FRAME_SIZE
 
@@ -154,6 +155,7 @@ class MemoryStream:
         self._send_channel = send_channel
         self._receive_channel = receive_channel
         self._closed = False
+        self.peer_finished = False
 
     @property
     def peer(self) -> str:
@@ -182,6 +184,7 @@ class MemoryStream:
             deliver_at, message = await self._receive_channel.receive()
         except trio.EndOfChannel:
             self._raise_if_unusable()
+            self.peer_finished = True
             raise StreamClosed("the peer finished this stream") from None
         except trio.ClosedResourceError:
             self._raise_if_unusable()
@@ -273,7 +276,7 @@ class MemoryTransport:
     async def open_stream(self, peer: str) -> AsyncIterator[AbortableStream]:
         self._raise_if_down()
         stream = await self._network.open_pipe(self._id, peer)
-        async with closing_stream(stream) as opened:
+        async with closing_stream(stream, client=True) as opened:
             yield opened
 
     def serve(self, handler: StreamHandler) -> None:

@@ -1,0 +1,107 @@
+"""Mesh commands: ``islandnode run``, ``islandnode peers``, ``islandnode ask``.
+
+``run`` runs the node in the foreground; the others talk to it over the
+control API (``node/control.py``) and say so clearly when no node runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from typing import Any
+
+import trio
+from rich.console import Console
+from rich.table import Table
+
+from islandrun.protocol.ids import short_id
+
+from . import control
+from .cli import load_identity
+from .home import resolve_home
+from .runtime import RunOptions, run_node
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    home = resolve_home(args.home)
+    ident = load_identity(home)
+    from .config import load_config
+
+    cfg = load_config(home)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)-7s %(message)s",
+        stream=sys.stderr,
+    )
+    for noisy in ("libp2p", "multiaddr", "zeroconf", "hypercorn", "async_service"):
+        logging.getLogger(noisy).setLevel(logging.WARNING if args.verbose else logging.ERROR)
+    options = RunOptions(
+        listen=tuple(args.listen or ()),
+        bootstrap=tuple(args.bootstrap or ()),
+        mdns=False if args.no_mdns else None,
+    )
+    trio.run(run_node, home, ident, cfg, options)
+    print("node stopped", file=sys.stderr)
+    return 0
+
+
+def _age(last_seen: float) -> str:
+    seconds = max(0.0, time.time() - last_seen)
+    return f"{seconds:.0f}s ago" if seconds < 120 else f"{seconds / 60:.0f}m ago"
+
+
+def cmd_peers(args: argparse.Namespace) -> int:
+    peers: list[dict[str, Any]] = control.get(resolve_home(args.home), "/peers")
+    if args.json:
+        print(json.dumps(peers, indent=2))
+        return 0
+    table = Table("island", "id", "liveness", "capacity", "battery", "models", "datasets",
+                  "last seen")
+    for p in peers:
+        battery = "-" if p["battery_pct"] is None else f"{p['battery_pct']:.0f}%"
+        if p["charging"]:
+            battery += " ⚡"
+        table.add_row(p["name"], short_id(p["device_id"]), p["liveness"],
+                      f"{p['capacity']:.0%}", battery, ", ".join(p["models"]) or "-",
+                      ", ".join(p["datasets"]) or "-", _age(p["last_seen"]))
+    empty = "no islands yet (pair devices or list them in [mesh].allow)"
+    Console().print(table if peers else empty)
+    return 0
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    body = {"prompt": args.prompt, "peer": args.peer, "model": args.model}
+    for event in control.stream(resolve_home(args.home), "/ask", body):
+        if "chunk" in event:
+            print(event["chunk"], end="", flush=True)
+        elif "end" in event:
+            print()
+            print(f"[ran on {short_id(event['end']['island'])}]", file=sys.stderr)
+        elif "error" in event:
+            print(f"islandnode: error: {event['error']}", file=sys.stderr)
+            return 1
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("run", help="run the node in the foreground (Ctrl-C stops it)")
+    p.add_argument("--listen", action="append", metavar="MULTIADDR",
+                   help="libp2p listen address, e.g. /ip4/0.0.0.0/tcp/4001 (repeatable)")
+    p.add_argument("--bootstrap", action="append", metavar="MULTIADDR",
+                   help="peer to dial at start, /ip4/A/tcp/P/p2p/ID (repeatable)")
+    p.add_argument("--no-mdns", action="store_true", help="do not use mDNS on the LAN")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    p.set_defaults(func=cmd_run)
+
+    p = subparsers.add_parser("peers", help="list islands: liveness, capacity, battery, models")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_peers)
+
+    p = subparsers.add_parser("ask", help="send a prompt through the mesh and stream the answer")
+    p.add_argument("prompt")
+    p.add_argument("--peer", help="device id of the island to use (default: best alive)")
+    p.add_argument("--model", help="model name the island must offer")
+    p.set_defaults(func=cmd_ask)

@@ -1,0 +1,426 @@
+"""The node runtime: every agent and the transport under one trio nursery.
+
+This is the only module that picks a transport (libp2p, with mDNS on the
+LAN); the agents it wires (TIDE, LIGHTHOUSE, shipping) see only the
+transport interface. Its loops are small and each does one thing:
+
+* **advertise** -- publish our signed advert when the advertiser says it is
+  due (start, material change, heartbeat);
+* **gossip** -- feed every advert from the mesh to the membership table;
+* **liveness** -- tick the membership table at its next deadline and persist
+  the island list to ``<home>/islands.cache`` so a restart, or a mesh layer
+  that is down, still has the last known islands;
+* **discovery** -- dial peers mDNS finds on the LAN (allowed ones only);
+* **serve** -- run inbound sealed requests on the local executor;
+* **control** -- answer the CLI on ``<home>/control.sock``.
+
+Shutdown: Ctrl-C or SIGTERM set one event; everything unwinds through the
+nursery, the island cache is written, and the process exits 0 with no
+traceback.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import logging
+import random
+import signal
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import psutil
+import trio
+from starlette.requests import Request
+
+from islandrun import __version__
+from islandrun.protocol import messages as m
+from islandrun.protocol.errors import IslandRunError
+from islandrun.protocol.ids import short_id
+from islandrun.transports.base import TOPIC_ADVERTS, MessageStream, Transport
+
+from . import control
+from .advertiser import Advertiser
+from .config import NodeConfig
+from .executor import EchoExecutor, Executor
+from .home import PersistentSequence, write_private
+from .identity import Identity
+from .lighthouse import IslandView, Liveness, Membership, seal_advert
+from .lighthouse_config import LAN, LighthouseConfig
+from .shipping import IslandFailed, RequestRefused, ShippingConfig, serve_request, ship_request
+from .tide import Tide
+from .tide_capacity import TideConfig
+
+log = logging.getLogger("islandrun.node")
+
+CACHE_FILE = "islands.cache"
+#: How often the island list is written to the cache while running (s).
+CACHE_INTERVAL = 10.0
+#: Most islands one request tries before giving up (failover bound).
+MAX_ATTEMPTS = 3
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunOptions:
+    """What ``islandnode run`` was asked for, over the config file."""
+
+    listen: tuple[str, ...] = ()
+    bootstrap: tuple[str, ...] = ()
+    mdns: bool | None = None
+    executor: Executor = field(default_factory=EchoExecutor)
+    lighthouse: LighthouseConfig = LAN
+    shipping: ShippingConfig = field(default_factory=ShippingConfig)
+    tide: TideConfig = field(default_factory=TideConfig.moderate)
+
+
+class Node:
+    """One running node: state shared by the runtime's loops."""
+
+    def __init__(
+        self, home: Path, ident: Identity, cfg: NodeConfig, options: RunOptions, tide: Tide
+    ) -> None:
+        self.home, self.identity, self.config, self.options = home, ident, cfg, options
+        self.tide = tide
+        self.sealer = ident.sealer()
+        self.sequence = PersistentSequence(home)
+        self.advertiser = Advertiser(options.lighthouse)
+        self.allowed = frozenset(cfg.mesh.allow)
+        self.membership = self._load_cache()
+        self.transport: Transport | None = None
+        self.changed = trio.Event()  # set to wake the advertiser early
+
+    def is_allowed(self, device_id: str) -> bool:
+        return device_id in self.allowed
+
+    # -- the island cache ----------------------------------------------------
+
+    def _load_cache(self) -> Membership:
+        path = self.home / CACHE_FILE
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            return Membership(self.options.lighthouse, self.is_allowed)
+        loaded = Membership.from_cache_bytes(
+            data, config=self.options.lighthouse, allowed=self.is_allowed, now=time.time()
+        )
+        if loaded.problem:
+            log.warning("island cache ignored: %s", loaded.problem)
+        return loaded.membership
+
+    def save_cache(self) -> None:
+        write_private(self.home / CACHE_FILE, self.membership.to_cache_bytes())
+
+    # -- our advert ----------------------------------------------------------
+
+    def advert(self) -> m.Advert:
+        report = self.tide.report()
+        transport = self.transport
+        return m.Advert(
+            device_id=self.identity.device_id,
+            name=self.identity.name,
+            models=self.options.executor.models(),
+            capacity=report.capacity,
+            in_flight=report.in_flight,
+            battery_pct=report.battery_pct,
+            charging=report.charging,
+            serve_others=report.willingness,
+            addresses=transport.addresses()[:32] if transport else (),
+            software_version=__version__,
+        )
+
+    def signed_advert(self, advert: m.Advert, now: float) -> bytes:
+        seq = self.sequence.next(now)
+        expires = now + self.options.lighthouse.advert_ttl
+        return seal_advert(self.identity.key, advert, seq=seq, expires=expires)
+
+    # -- views for the CLI ---------------------------------------------------
+
+    def peers(self) -> list[dict[str, Any]]:
+        return [_view_json(v) for v in self.membership.snapshot()]
+
+    def status(self) -> dict[str, Any]:
+        report = self.tide.report()
+        return {
+            "device_id": self.identity.device_id,
+            "name": self.identity.name,
+            "version": __version__,
+            "addresses": list(self.transport.addresses()) if self.transport else [],
+            "capacity": report.capacity,
+            "in_flight": report.in_flight,
+            "battery_pct": report.battery_pct,
+            "models": [x.name for x in self.options.executor.models()],
+            "islands": len(self.membership.snapshot()),
+        }
+
+    # -- requests ------------------------------------------------------------
+
+    def candidates(self, model: str | None, peer: str | None) -> list[str]:
+        """Alive islands that can take the request, best capacity first."""
+        views = [
+            v
+            for v in self.membership.snapshot()
+            if v.liveness is Liveness.ALIVE
+            and (peer is None or v.device_id == peer)
+            and (model is None or any(x.name == model for x in v.advert.models))
+        ]
+        views.sort(key=lambda v: -v.advert.capacity)
+        return [v.device_id for v in views]
+
+    async def ask(
+        self, request: m.InferenceRequest, on_chunk: Callable[[str], Any], peer: str | None
+    ) -> tuple[str, m.ResponseEnd]:
+        """Ship ``request`` to an island, failing over (bounded) on failure."""
+        transport = self.transport
+        if transport is None:
+            raise IslandFailed("the mesh is not up yet")
+        tried: list[str] = []
+        for island in self.candidates(request.model_hint, peer)[:MAX_ATTEMPTS]:
+            tried.append(short_id(island))
+            try:
+                await self.reach(transport, island)
+                async with transport.open_stream(island) as stream:
+                    end = await ship_request(
+                        stream, self.sealer, request, on_chunk, config=self.options.shipping
+                    )
+            except RequestRefused:
+                raise
+            except IslandRunError as exc:  # IslandFailed, PeerUnavailable: fail over
+                log.warning("island %s failed: %s", short_id(island), exc)
+                self.membership.report_failure(island, time.time())
+                continue
+            self.membership.report_success(island, time.time())
+            return island, end
+        raise IslandFailed(
+            "no island could run the request"
+            + (f" (tried {', '.join(tried)})" if tried else " (no alive island offers it)")
+        )
+
+    async def reach(self, transport: Transport, island: str) -> None:
+        """Dial ``island`` at its advertised addresses unless already connected.
+
+        Adverts travel by gossip, through other nodes; a request stream needs
+        a direct connection.
+        """
+        if island in transport.connected():
+            return
+        view = next((v for v in self.membership.snapshot() if v.device_id == island), None)
+        for address in view.advert.addresses if view else ():
+            with contextlib.suppress(IslandRunError):
+                await transport.connect(address)
+                return
+
+    async def handle_stream(self, stream: MessageStream) -> None:
+        self.tide.begin_request()
+        try:
+            await serve_request(
+                stream,
+                self.sealer,
+                self.options.executor,
+                is_allowed=self.is_allowed,
+                config=self.options.shipping,
+            )
+        finally:
+            self.tide.end_request()
+
+
+def _view_json(view: IslandView) -> dict[str, Any]:
+    a = view.advert
+    return {
+        "device_id": view.device_id,
+        "name": view.name,
+        "liveness": view.liveness.value,
+        "last_seen": view.last_seen,
+        "capacity": a.capacity,
+        "in_flight": a.in_flight,
+        "battery_pct": a.battery_pct,
+        "charging": a.charging,
+        "models": [x.name for x in a.models],
+        "datasets": [d.name for d in a.datasets],
+        "addresses": list(a.addresses),
+    }
+
+
+# --------------------------------------------------------------------- loops
+
+
+async def advertise_loop(node: Node, transport: Transport) -> None:
+    while True:
+        now = time.time()
+        advert = node.advert()
+        if node.advertiser.due(advert, now):
+            await transport.publish(TOPIC_ADVERTS, node.signed_advert(advert, now))
+            node.advertiser.published(advert, now)
+        wait = max(0.05, node.advertiser.due_at(advert, now) - now)
+        with trio.move_on_after(min(wait, 1.0)):  # re-read TIDE at least every second
+            await node.changed.wait()
+            node.changed = trio.Event()
+
+
+async def gossip_loop(node: Node, transport: Transport) -> None:
+    async for sender, data in transport.gossip(TOPIC_ADVERTS):
+        result = node.membership.ingest(data, sender, time.time())
+        if not result.accepted:
+            log.debug("advert from %s refused: %s", short_id(sender), result.reason)
+
+
+async def liveness_loop(node: Node) -> None:
+    last_save = time.time()
+    while True:
+        deadline = node.membership.next_deadline()
+        now = time.time()
+        await trio.sleep(min(1.0, max(0.0, (deadline or now + 1.0) - now)))
+        for change in node.membership.tick(time.time()):
+            log.info("island %s: %s", short_id(change.device_id), change.new)
+        if time.time() - last_save >= CACHE_INTERVAL:
+            node.save_cache()
+            last_save = time.time()
+
+
+def _lan_ips() -> list[str]:
+    """This machine's non-loopback IPv4 addresses (to announce over mDNS)."""
+    ips = []
+    for addrs in psutil.net_if_addrs().values():
+        for a in addrs:
+            if a.family.name == "AF_INET" and not ipaddress.ip_address(a.address).is_loopback:
+                ips.append(a.address)
+    return ips
+
+
+def _announce(listen: tuple[str, ...]) -> tuple[list[str], int]:
+    """IPs and TCP port to announce over mDNS, from the listen multiaddrs."""
+    for address in listen:
+        parts = address.strip("/").split("/")
+        if len(parts) >= 4 and parts[0] == "ip4" and parts[2] == "tcp":
+            ip, port = parts[1], int(parts[3])
+            return (_lan_ips() if ip == "0.0.0.0" else [ip]), port
+    raise IslandRunError("mDNS needs an /ip4/.../tcp/... listen address")
+
+
+async def discovery_loop(node: Node, transport: Transport) -> None:
+    from islandrun.transports.mdns import open_mdns
+
+    listen = node.options.listen or node.config.mesh.listen
+    ips, port = _announce(transport.addresses())
+    everywhere = any("/ip4/0.0.0.0/" in a for a in listen)
+    async with open_mdns(
+        node.identity.device_id, port, announce_ips=ips, interfaces=None if everywhere else ips
+    ) as mdns:
+        async for found in mdns.found():
+            if not node.is_allowed(found.device_id) or found.device_id in transport.connected():
+                continue
+            for address in found.addresses:
+                try:
+                    await transport.connect(f"{address}/p2p/{found.device_id}")
+                    log.info("connected to %s found on the LAN", short_id(found.device_id))
+                    break
+                except IslandRunError as exc:
+                    log.debug("mDNS peer %s unreachable: %s", short_id(found.device_id), exc)
+
+
+# ------------------------------------------------------------------- control
+
+
+def control_routes(node: Node) -> dict[str, control.Handler]:
+    async def status(_: Request) -> Any:
+        return node.status()
+
+    async def peers(_: Request) -> Any:
+        return node.peers()
+
+    async def ask(request: Request) -> AsyncIterator[dict[str, Any]]:
+        body = await request.json()
+        return _ask_events(node, body)
+
+    return {"/status": status, "/peers": peers, "/ask": ask}
+
+
+async def _ask_events(node: Node, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+    """Run one request from the CLI; yield chunk events, then the outcome."""
+    send, receive = trio.open_memory_channel[dict[str, Any]](64)
+
+    async def on_chunk(text: str) -> None:
+        await send.send({"chunk": text})
+
+    async def run() -> None:
+        async with send:
+            try:
+                request = m.InferenceRequest(
+                    request_id=uuid.uuid4().hex,
+                    messages=(m.ChatMessage(role=m.Role.USER, content=str(body["prompt"])),),
+                    model_hint=body.get("model"),
+                    deadline=time.time() + float(body.get("timeout", 60)),
+                    max_tokens=int(body.get("max_tokens", 256)),
+                )
+                island, end = await node.ask(request, on_chunk, body.get("peer"))
+                await send.send({"end": {"island": island, "completion_tokens":
+                                         end.completion_tokens}})
+            except (IslandRunError, KeyError, ValueError, TypeError) as exc:
+                await send.send({"error": str(exc)})
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(run)
+        async with receive:
+            async for event in receive:
+                yield event
+
+
+# ----------------------------------------------------------------------- run
+
+
+async def run_node(
+    home: Path,
+    ident: Identity,
+    cfg: NodeConfig,
+    options: RunOptions,
+    *,
+    task_status: trio.TaskStatus[Node] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Run the node until SIGINT/SIGTERM (or cancellation)."""
+    from islandrun.transports.libp2p import Libp2pConfig, open_libp2p_transport
+
+    tide = Tide.for_this_device(options.tide)
+    node = Node(home, ident, cfg, options, tide)
+    listen = options.listen or cfg.mesh.listen
+    bootstrap = options.bootstrap or cfg.mesh.bootstrap
+    mdns = cfg.mesh.mdns if options.mdns is None else options.mdns
+    shutdown = trio.Event()
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_signals, shutdown)
+            await nursery.start(tide.run)
+            async with open_libp2p_transport(
+                ident.key, node.is_allowed, Libp2pConfig(listen=listen),
+                rng=random.Random(), bootstrap=bootstrap,
+            ) as transport:
+                node.transport = transport
+                transport.serve(node.handle_stream)
+                async with trio.open_nursery() as loops:
+                    loops.start_soon(advertise_loop, node, transport)
+                    loops.start_soon(gossip_loop, node, transport)
+                    loops.start_soon(liveness_loop, node)
+                    if mdns:
+                        loops.start_soon(discovery_loop, node, transport)
+                    await loops.start(
+                        partial(control.serve_control, shutdown=shutdown),
+                        home,
+                        control_routes(node),
+                    )
+                    log.info("node %s up at %s", ident.name, ", ".join(transport.addresses()))
+                    task_status.started(node)
+                    await shutdown.wait()
+                    loops.cancel_scope.cancel()
+            nursery.cancel_scope.cancel()
+    finally:
+        node.save_cache()
+
+
+async def _signals(shutdown: trio.Event) -> None:
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for _ in signals:
+            shutdown.set()
+            return
