@@ -23,7 +23,7 @@ from . import config, identity
 from .home import resolve_home
 
 #: Modules that add subcommands, in the order they appear in ``--help``.
-COMMAND_MODULES: tuple[str, ...] = ("cmd_mesh", "cmd_sanitize", "cmd_demo")
+COMMAND_MODULES: tuple[str, ...] = ("cmd_mesh", "cmd_sanitize", "cmd_demo", "cmd_route")
 
 
 def _home(args: argparse.Namespace) -> Path:

@@ -21,6 +21,7 @@ from islandrun.protocol.ids import short_id
 
 from . import control
 from .cli import load_identity
+from .executor import EchoExecutor
 from .home import resolve_home
 from .runtime import RunOptions, run_node
 
@@ -42,6 +43,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         listen=tuple(args.listen or ()),
         bootstrap=tuple(args.bootstrap or ()),
         mdns=False if args.no_mdns else None,
+        executor=EchoExecutor(delay=args.echo_delay),
     )
     trio.run(run_node, home, ident, cfg, options)
     print("node stopped", file=sys.stderr)
@@ -93,6 +95,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--bootstrap", action="append", metavar="MULTIADDR",
                    help="peer to dial at start, /ip4/A/tcp/P/p2p/ID (repeatable)")
     p.add_argument("--no-mdns", action="store_true", help="do not use mDNS on the LAN")
+    p.add_argument("--echo-delay", type=float, default=0.0, metavar="SECONDS",
+                   help="(testing) pause of the built-in echo executor between words")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     p.set_defaults(func=cmd_run)
 

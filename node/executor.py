@@ -43,14 +43,18 @@ class Executor(Protocol):
 class EchoExecutor:
     """Echoes the last user message back, one word per chunk.
 
-    ``repeat`` multiplies the answer (for streaming benchmarks) and ``delay``
-    pauses between chunks (to model a slow device, or to be killed mid-way).
+    ``repeat`` multiplies the answer (for streaming benchmarks), ``delay``
+    pauses between chunks (to model a slow device, or to be killed mid-way),
+    and ``whole=True`` answers in one chunk, like a plain echo server.
     """
 
-    def __init__(self, *, model: str = "echo", repeat: int = 1, delay: float = 0.0) -> None:
+    def __init__(
+        self, *, model: str = "echo", repeat: int = 1, delay: float = 0.0, whole: bool = False
+    ) -> None:
         self._model = ModelInfo(name=model, context=1_000_000)
         self._repeat = repeat
         self._delay = delay
+        self._whole = whole
 
     def models(self) -> tuple[ModelInfo, ...]:
         return (self._model,)
@@ -58,7 +62,9 @@ class EchoExecutor:
     async def run(self, request: InferenceRequest, emit: Emit) -> Usage:
         last = next((m.content for m in reversed(request.messages) if m.role is Role.USER), "")
         words = last.split(" ") * self._repeat
-        for i, word in enumerate(words):
+        if self._whole:
+            await emit(" ".join(words))
+        for i, word in enumerate(() if self._whole else words):
             if self._delay:
                 await trio.sleep(self._delay)
             await emit(word if i == 0 else " " + word)

@@ -13,6 +13,8 @@ means; this module only answers "is this word in list X?".
 
 from __future__ import annotations
 
+import functools
+
 from islandrun.node.mist_english import WORDS as _ENGLISH
 
 
@@ -319,14 +321,21 @@ _SUFFIX_RULES: tuple[tuple[str, str], ...] = (
 )
 
 
-def is_common_word(lower: str) -> bool:
-    """Whether ``lower`` (a lower-case token) is an ordinary English word or inflection."""
+@functools.lru_cache(maxsize=1 << 16)  # pure; names recur, and misses try every rule
+def is_common_word(lower: str, depth: int = 2) -> bool:
+    """Whether ``lower`` (a lower-case token) is an ordinary English word or inflection.
+
+    Inflections stack ("customers" = "custom" + "er" + "s"), so up to ``depth``
+    suffixes are stripped.
+    """
     if lower in _ENGLISH:
         return True
+    if depth == 0:
+        return False
     for suffix, repl in _SUFFIX_RULES:
         if lower.endswith(suffix) and len(lower) > len(suffix) + 2:
             stem = lower[: -len(suffix)]
-            if stem + repl in _ENGLISH:
+            if is_common_word(stem + repl, depth - 1):
                 return True
             if stem[-1] == stem[-2] and stem[:-1] in _ENGLISH:
                 return True

@@ -31,9 +31,7 @@ _HOMOGLYPHS = str.maketrans(
 _LATIN_WORD_WITH_LOOKALIKE = re.compile(
     "\\w*(?:[A-Za-z][\u0370-\u052f]|[\u0370-\u052f][A-Za-z])\\w*"
 )
-_NON_ASCII_DIGIT = re.compile(
-    "[" + "".join(chr(c) for c in range(0x80, 0x20000) if chr(c).isdecimal()) + "]"
-)
+_NON_ASCII_DIGIT = re.compile(r"[^\D0-9]")  # a digit, but not an ASCII one
 _LOOKALIKE_SCRIPT = re.compile("[\u0370-\u052f]")
 
 

@@ -5,7 +5,8 @@ What it is: the pure arithmetic that turns raw candidates into an :class:`Analys
 * :func:`resolve` keeps candidates whose score reaches *their type's* threshold (one
   global threshold would silently drop weak true matches such as a phone number with
   no context word), then keeps the best of overlapping candidates (higher score, then
-  longer span), then attaches postal codes that sit next to an address or a place.
+  longer span), then attaches postal codes that sit next to an address or a place, and
+  marks every other occurrence of a value it found.
 * :func:`assess` rates the kept entities. Each type has a ceiling (an SSN is worth more
   than a city); an entity contributes ``ceiling * score`` and the sensitivity is the
   largest contribution, raised when categories combine: health or financial terms
@@ -102,7 +103,49 @@ def resolve(
         if cand.type in (T.STREET_ADDRESS, T.LOCATION):
             for postal in _postal_codes(view, cand):
                 _keep_if_free(kept, postal)
+    for cand in _repeats(kept, view):
+        _keep_if_free(kept, cand)
     return kept
+
+
+def _repeats(kept: list[Candidate], view: str) -> list[Candidate]:
+    """Other occurrences of values already found: a name detected once (after
+    "patient") is replaced everywhere, or its undetected copy would leak it."""
+    best: dict[str, Candidate] = {}
+    for c in kept:
+        value = view[c.start : c.end]
+        if len(value) >= 3 and value not in best:
+            best[value] = c
+    # A few values: str.find is fastest. Many (a long text): one regex pass, whose
+    # compile cost is then small next to len(values) scans of the text.
+    hits = _find_each(best, view) if len(best) <= 32 else _find_all(best, view)
+    return [Candidate(best[v].type, i, i + len(v), best[v].score) for v, i in hits]
+
+
+def _bounded(view: str, start: int, end: int) -> bool:
+    return (start == 0 or not view[start - 1].isalnum()) and (
+        end == len(view) or not view[end].isalnum()
+    )
+
+
+def _find_each(values: Iterable[str], view: str) -> list[tuple[str, int]]:
+    hits = []
+    for value in values:
+        i = view.find(value)
+        while i >= 0:
+            if _bounded(view, i, i + len(value)):
+                hits.append((value, i))
+            i = view.find(value, i + 1)
+    return hits
+
+
+def _find_all(values: Iterable[str], view: str) -> list[tuple[str, int]]:
+    alternation = "|".join(re.escape(v) for v in sorted(values, key=len, reverse=True))
+    return [
+        (m.group(0), m.start())
+        for m in re.finditer(alternation, view)
+        if _bounded(view, m.start(), m.end())
+    ]
 
 
 def _keep_if_free(kept: list[Candidate], cand: Candidate) -> None:

@@ -179,19 +179,33 @@ class Node:
         if transport is None:
             raise IslandFailed("the mesh is not up yet")
         tried: list[str] = []
+        delivered = 0
+
+        async def counted(text: str) -> None:
+            nonlocal delivered
+            delivered += 1
+            await on_chunk(text)
+
         for island in self.candidates(request.model_hint, peer)[:MAX_ATTEMPTS]:
             tried.append(short_id(island))
             try:
                 await self.reach(transport, island)
                 async with transport.open_stream(island) as stream:
                     end = await ship_request(
-                        stream, self.sealer, request, on_chunk, config=self.options.shipping
+                        stream, self.sealer, request, counted, config=self.options.shipping
                     )
             except RequestRefused:
                 raise
-            except IslandRunError as exc:  # IslandFailed, PeerUnavailable: fail over
+            except IslandRunError as exc:  # IslandFailed, PeerUnavailable
                 log.warning("island %s failed: %s", short_id(island), exc)
                 self.membership.report_failure(island, time.time())
+                if delivered:
+                    # Part of the answer already reached the user; another
+                    # island would start over and duplicate it.
+                    raise IslandFailed(
+                        f"island {short_id(island)} failed mid-answer after {delivered} "
+                        f"chunks ({exc}); ask again"
+                    ) from None
                 continue
             self.membership.report_success(island, time.time())
             return island, end
@@ -315,7 +329,7 @@ async def discovery_loop(node: Node, transport: Transport) -> None:
                 continue
             for address in found.addresses:
                 try:
-                    await transport.connect(f"{address}/p2p/{found.device_id}")
+                    await transport.connect(address)  # already ends in /p2p/<id>
                     log.info("connected to %s found on the LAN", short_id(found.device_id))
                     break
                 except IslandRunError as exc:

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 import trio
+
 from islandrun.node import tide_capacity as core
 from islandrun.node.tide_capacity import CapacityReport, Sample, TideConfig, TideState
 

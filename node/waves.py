@@ -265,7 +265,7 @@ def _screen(
             why = Constraint.CAPACITY
         elif not local and island.willingness <= 0.0:
             why = Constraint.BATTERY
-        elif island.latency_ms > max_latency:
+        elif island.expected_latency_ms > max_latency:
             why = Constraint.LATENCY
         elif island.price_per_request + island.price_per_token * tokens > max_cost:
             why = Constraint.COST

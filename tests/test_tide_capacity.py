@@ -6,6 +6,7 @@ import dataclasses
 import math
 
 import pytest
+
 from islandrun.node import tide_capacity as tc
 from islandrun.node.tide_capacity import (
     BufferPreset,

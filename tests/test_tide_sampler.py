@@ -9,6 +9,7 @@ from typing import TypeVar
 import pytest
 import trio
 import trio.testing
+
 from islandrun.node.tide import Battery, Load, NoGpu, NvmlGpu, PsutilBattery, PsutilLoad, Tide
 from islandrun.node.tide_capacity import CapacityReport, TideConfig
 

@@ -7,6 +7,7 @@ import math
 from typing import Any
 
 import pytest
+
 from islandrun.node.tide_capacity import CapacityReport
 from islandrun.node.waves import Constraint, Decision, Fallback, RoutePolicy, decide
 from islandrun.node.waves_inputs import IslandKind, IslandSnapshot, RouteRequest, Tier

@@ -13,6 +13,7 @@ import math
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from islandrun.node.tide_capacity import CapacityReport
 from islandrun.node.waves import Decision, Mode, RoutePolicy, decide, failover
 from islandrun.node.waves_inputs import IslandKind, IslandSnapshot, RouteRequest, Tier

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from islandrun.node.waves import Mode, RoutePolicy, WavesError, decide, failover
 from islandrun.node.waves_inputs import IslandKind, IslandSnapshot, RouteRequest
 from islandrun.node.waves_objectives import (

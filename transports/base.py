@@ -136,7 +136,8 @@ class Transport(Protocol):
 
         One consumer per topic (a second call raises :class:`TransportError`);
         ``topic`` must be one of :data:`TOPICS`. Best effort: when the
-        consumer falls behind, the oldest undelivered messages are dropped.
+        consumer falls behind, messages are dropped
+        (memory: the oldest; libp2p 0.8.1: the newest, past 32 queued).
         """
         ...
 
