@@ -23,7 +23,9 @@ from . import config, identity
 from .home import resolve_home
 
 #: Modules that add subcommands, in the order they appear in ``--help``.
-COMMAND_MODULES: tuple[str, ...] = ("cmd_mesh", "cmd_sanitize", "cmd_demo", "cmd_route")
+COMMAND_MODULES: tuple[str, ...] = (
+    "cmd_mesh", "cmd_sanitize", "cmd_demo", "cmd_route", "cmd_models"
+)
 
 
 def _home(args: argparse.Namespace) -> Path:

@@ -21,9 +21,12 @@ from islandrun.protocol.ids import short_id
 
 from . import control
 from .cli import load_identity
-from .executor import EchoExecutor
+from .config import NodeConfig
+from .errors import NodeError
+from .executor import EchoExecutor, Executor
 from .home import resolve_home
 from .runtime import RunOptions, run_node
+from .shore import Shore
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -43,11 +46,24 @@ def cmd_run(args: argparse.Namespace) -> int:
         listen=tuple(args.listen or ()),
         bootstrap=tuple(args.bootstrap or ()),
         mdns=False if args.no_mdns else None,
-        executor=EchoExecutor(delay=args.echo_delay),
+        executor=_executor(args, cfg),
+        fixed_load=args.fixed_load,
     )
     trio.run(run_node, home, ident, cfg, options)
     print("node stopped", file=sys.stderr)
     return 0
+
+
+def _executor(args: argparse.Namespace, cfg: NodeConfig) -> Executor:
+    """SHORE over the configured models, or the echo executor (for tests, or
+    when no model is configured)."""
+    choice = args.executor or ("llama" if cfg.models else "echo")
+    if choice == "echo":
+        return EchoExecutor(model=args.echo_model, delay=args.echo_delay)
+    if not cfg.models:
+        raise NodeError("--executor llama needs a model: run `islandnode models add PATH` "
+                        "or `islandnode models add-demo`")
+    return Shore(cfg.models)
 
 
 def _age(last_seen: float) -> str:
@@ -80,8 +96,11 @@ def cmd_ask(args: argparse.Namespace) -> int:
         if "chunk" in event:
             print(event["chunk"], end="", flush=True)
         elif "end" in event:
+            end = event["end"]
             print()
-            print(f"[ran on {short_id(event['end']['island'])}]", file=sys.stderr)
+            sanitized = ", sanitized" if end["sanitized"] else ""
+            print(f"[{end['island_name']} {short_id(end['island'])}{sanitized}: {end['reason']}]",
+                  file=sys.stderr)
         elif "error" in event:
             print(f"islandnode: error: {event['error']}", file=sys.stderr)
             return 1
@@ -95,8 +114,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--bootstrap", action="append", metavar="MULTIADDR",
                    help="peer to dial at start, /ip4/A/tcp/P/p2p/ID (repeatable)")
     p.add_argument("--no-mdns", action="store_true", help="do not use mDNS on the LAN")
+    p.add_argument("--executor", choices=("echo", "llama"),
+                   help="what runs requests here: llama (SHORE, the default when [[models]] "
+                        "are configured) or echo (the default otherwise; for tests)")
+    p.add_argument("--echo-model", default="echo", metavar="NAME",
+                   help="(testing) model name the built-in echo executor advertises")
     p.add_argument("--echo-delay", type=float, default=0.0, metavar="SECONDS",
                    help="(testing) pause of the built-in echo executor between words")
+    p.add_argument("--fixed-load", type=float, metavar="FRACTION",
+                   help="(testing) report this CPU and memory load instead of measuring it")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     p.set_defaults(func=cmd_run)
 

@@ -20,11 +20,23 @@ Example::
     bootstrap = []                     # peers to dial at start (multiaddrs with /p2p/ID)
     mdns = true                        # find peers on the LAN with mDNS
     allow = ["12D3KooW..."]            # device ids allowed in the mesh (until pairing)
+
+    [[models]]                         # one table per local GGUF model SHORE may run
+    name = "llama-3.2-3b"              # the name requests and adverts use
+    path = "/models/llama-3.2-3b-q4_k_m.gguf"
+    context = 4096                     # context window (tokens)
+    threads = 4                        # CPU threads (0: llama.cpp's default)
+    gpu_layers = 0                     # layers offloaded to a GPU (-1: all)
+
+Sections written ``[[name]]`` (arrays of tables, listed in
+:data:`_TABLE_ARRAYS`) hold one entry per table; each entry is read with the
+same strict rules, and errors point at the entry's own lines.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import re
 import tomllib
 import typing
@@ -41,6 +53,7 @@ from .errors import ConfigError
 from .home import CONFIG_FILE, ensure_home, write_private
 
 MAX_NAME_LEN = 64
+MAX_MODEL_NAME_LEN = 256
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -64,13 +77,33 @@ class MeshSection:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ModelSection:
+    """One ``[[models]]`` entry: a GGUF file SHORE may run."""
+
+    #: The name requests ask for and adverts list (1-256 printable characters,
+    #: unique among this node's models).
+    name: str
+    #: Absolute path of the GGUF file (``islandnode models add`` resolves it).
+    path: str
+    #: Context window in tokens (prompt + answer). Memory grows with it.
+    context: int = 2048
+    #: CPU threads for generation; 0 lets llama.cpp choose (half the cores).
+    threads: int = 0
+    #: Layers offloaded to a GPU; 0 runs on the CPU, -1 offloads all of them.
+    gpu_layers: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class NodeConfig:
     node: NodeSection
     mesh: MeshSection = field(default_factory=MeshSection)
+    models: tuple[ModelSection, ...] = ()
     path: Path
 
 
 _SECTIONS: dict[str, type] = {"node": NodeSection, "mesh": MeshSection}
+#: Sections written as arrays of tables (``[[name]]``), one entry per table.
+_TABLE_ARRAYS: dict[str, type] = {"models": ModelSection}
 
 
 def config_path(home: Path) -> Path:
@@ -84,11 +117,16 @@ class _Problem(Exception):
         self.key, self.message = key, message
 
 
-def _line_of(text: str, section: str, key: str) -> int | None:
-    """Line of ``key`` inside ``[section]`` (or of the section header)."""
-    header = re.search(rf"^\s*\[{re.escape(section)}\]\s*$", text, re.MULTILINE)
+def _line_of(text: str, section: str, key: str, entry: int | None = None) -> int | None:
+    """Line of ``key`` inside ``[section]``, or inside the ``entry``-th
+    ``[[section]]`` table (or of the header)."""
+    name = re.escape(section) if entry is None else rf"\[{re.escape(section)}\]"
+    headers = re.finditer(rf"^\s*\[{name}\]\s*$", text, re.MULTILINE)
+    header = next(itertools.islice(headers, entry or 0, None), None)
     start = header.end() if header else 0
-    found = re.compile(rf"^\s*{re.escape(key)}\s*=", re.MULTILINE).search(text, start)
+    following = re.compile(r"^\s*\[\[?[^\[\]\n]+\]\]?\s*$", re.MULTILINE).search(text, start)
+    end = following.start() if following else len(text)
+    found = re.compile(rf"^\s*{re.escape(key)}\s*=", re.MULTILINE).search(text, start, end)
     match = found or header
     return None if match is None else text.count("\n", 0, match.start()) + 1
 
@@ -98,6 +136,32 @@ def validate_name(name: object) -> str:
     if not isinstance(name, str) or not 1 <= len(name) <= MAX_NAME_LEN or not name.isprintable():
         raise ConfigError(f"a device name must be 1-{MAX_NAME_LEN} printable characters")
     return name
+
+
+def validate_model_name(name: object) -> str:
+    """A model name: printable, 1-256 characters."""
+    if (
+        not isinstance(name, str)
+        or not 1 <= len(name) <= MAX_MODEL_NAME_LEN
+        or not name.isprintable()
+    ):
+        raise ConfigError(f"a model name must be 1-{MAX_MODEL_NAME_LEN} printable characters")
+    return name
+
+
+def _at_least(low: int) -> typing.Callable[[int], int]:
+    def check(value: int) -> int:
+        if value < low:
+            raise ValueError(f"must be at least {low}")
+        return value
+
+    return check
+
+
+def _non_empty(value: str) -> str:
+    if not value:
+        raise ValueError("must not be empty")
+    return value
 
 
 def _device_id(value: str) -> str:
@@ -112,6 +176,11 @@ def _device_id(value: str) -> str:
 _CHECKS: dict[tuple[str, str], typing.Callable[[Any], Any]] = {
     ("node", "name"): validate_name,
     ("mesh", "allow"): lambda ids: tuple(_device_id(i) for i in ids),
+    ("models", "name"): validate_model_name,
+    ("models", "path"): _non_empty,
+    ("models", "context"): _at_least(1),
+    ("models", "threads"): _at_least(0),
+    ("models", "gpu_layers"): _at_least(-1),
 }
 
 
@@ -120,9 +189,10 @@ def _convert(hint: Any, value: Any, key: str) -> Any:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise _Problem(key, "expected a list of strings")
         return tuple(value)
-    if hint is bool or hint is str:
-        if type(value) is not hint:
-            raise _Problem(key, f"expected {'true or false' if hint is bool else 'a string'}")
+    if hint in (bool, str, int):
+        if type(value) is not hint:  # also refuses true/false where a number belongs
+            expected = {bool: "true or false", str: "a string", int: "a whole number"}[hint]
+            raise _Problem(key, f"expected {expected}")
         return value
     raise _Problem(key, f"unsupported type {hint}")  # pragma: no cover - a bug in a section
 
@@ -157,20 +227,45 @@ def parse_config(text: str, path: Path) -> NodeConfig:
         data: dict[str, Any] = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
-    sections = {}
+    sections: dict[str, Any] = {}
     for name, table in data.items():
+        if name in _TABLE_ARRAYS:
+            sections[name] = _table_array(text, path, name, table)
+            continue
         cls = _SECTIONS.get(name)
         try:
             if cls is None:
                 raise _Problem(name, f"unknown section [{name}]; remove it")
             sections[name] = _section(name, cls, table)
         except _Problem as problem:
-            line = _line_of(text, name, problem.key)
-            where = f"{path}:{line}" if line else str(path)
-            raise ConfigError(f"{where}: {problem.message}") from None
+            raise _located(text, path, name, problem) from None
     if "node" not in sections:
         raise ConfigError(f"{path}: missing [node] section with a name; run `islandnode init`")
     return NodeConfig(path=path, **sections)
+
+
+def _located(text: str, path: Path, name: str, problem: _Problem, entry: int | None = None
+             ) -> ConfigError:
+    line = _line_of(text, name, problem.key, entry)
+    where = f"{path}:{line}" if line else str(path)
+    return ConfigError(f"{where}: {problem.message}")
+
+
+def _table_array(text: str, path: Path, name: str, tables: Any) -> tuple[Any, ...]:
+    """Read ``[[name]]`` entries; names (where entries have one) must be unique."""
+    if not isinstance(tables, list):
+        raise _located(text, path, name, _Problem(name, f"write {name} as [[{name}]] tables"))
+    entries, seen = [], set()
+    for i, table in enumerate(tables):
+        try:
+            entry = _section(name, _TABLE_ARRAYS[name], table)
+            if getattr(entry, "name", None) in seen:
+                raise _Problem("name", f"[[{name}]] name {entry.name!r} appears twice")
+        except _Problem as problem:
+            raise _located(text, path, name, problem, i) from None
+        seen.add(getattr(entry, "name", None))
+        entries.append(entry)
+    return tuple(entries)
 
 
 def load_config(home: Path) -> NodeConfig:
@@ -192,7 +287,25 @@ def write_initial_config(home: Path, name: str, **mesh: Any) -> Path:
     data: dict[str, Any] = {"node": {"name": validate_name(name)}}
     if mesh:
         data["mesh"] = {k: list(v) if isinstance(v, tuple) else v for k, v in mesh.items()}
-    text = tomli_w.dumps(data)
-    parse_config(text, path)  # never write a config we would refuse to read
-    write_private(path, text.encode())
+    _write(path, data)
     return path
+
+
+def _write(path: Path, data: dict[str, Any]) -> NodeConfig:
+    text = tomli_w.dumps(data)
+    cfg = parse_config(text, path)  # never write a config we would refuse to read
+    write_private(path, text.encode())
+    return cfg
+
+
+def update_config(home: Path, change: typing.Callable[[dict[str, Any]], None]) -> NodeConfig:
+    """Apply ``change`` to the config's TOML data and write it back, validated.
+
+    The current file must be valid, and so must the result, or nothing is
+    written. Comments in the file are not kept (the file is rewritten).
+    """
+    load_config(home)
+    path = config_path(home)
+    data = tomllib.loads(path.read_text(encoding="utf-8"))
+    change(data)
+    return _write(path, data)

@@ -28,7 +28,7 @@ import random
 import signal
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -46,23 +46,34 @@ from islandrun.transports.base import TOPIC_ADVERTS, MessageStream, Transport
 
 from . import control
 from .advertiser import Advertiser
+from .audit import AuditLog
 from .config import NodeConfig
-from .executor import EchoExecutor, Executor
+from .dispatch import (
+    Dispatcher,
+    Outcome,
+    TrustRecord,
+    island_snapshots,
+    local_snapshot,
+)
+from .executor import EchoExecutor, Executor, Usage
 from .home import PersistentSequence, write_private
 from .identity import Identity
-from .lighthouse import IslandView, Liveness, Membership, seal_advert
+from .lighthouse import IslandView, Membership, seal_advert
 from .lighthouse_config import LAN, LighthouseConfig
-from .shipping import IslandFailed, RequestRefused, ShippingConfig, serve_request, ship_request
-from .tide import Tide
+from .ratelimit import RateLimitConfig, RateLimiter
+from .shipping import IslandFailed, ShippingConfig, serve_request, ship_request
+from .tide import FixedLoad, Load, NoGpu, PsutilBattery, Tide
 from .tide_capacity import TideConfig
+from .waves import RoutePolicy
+from .waves_inputs import IslandKind, IslandSnapshot
 
 log = logging.getLogger("islandrun.node")
 
 CACHE_FILE = "islands.cache"
 #: How often the island list is written to the cache while running (s).
 CACHE_INTERVAL = 10.0
-#: Most islands one request tries before giving up (failover bound).
-MAX_ATTEMPTS = 3
+#: The owner's own devices: fully trusted, and no sanitization between them.
+PERSONAL = TrustRecord(kind=IslandKind.PERSONAL, trust=1.0, privacy=1.0)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -76,6 +87,8 @@ class RunOptions:
     lighthouse: LighthouseConfig = LAN
     shipping: ShippingConfig = field(default_factory=ShippingConfig)
     tide: TideConfig = field(default_factory=TideConfig.moderate)
+    #: Report this CPU/memory load instead of measuring it (tests, demo).
+    fixed_load: float | None = None
 
 
 class Node:
@@ -93,6 +106,16 @@ class Node:
         self.membership = self._load_cache()
         self.transport: Transport | None = None
         self.changed = trio.Event()  # set to wake the advertiser early
+        self.audit_log = AuditLog(home)
+        self.dispatcher = Dispatcher(
+            policy=RoutePolicy(),
+            limiter=RateLimiter(RateLimitConfig()),
+            run_local=self._run_local,
+            ship=self._ship,
+            audit=self._audit,
+        )
+        # The islands as last seen, for WAVES when LIGHTHOUSE fails.
+        self.cached_islands = tuple(island_snapshots(self.membership.snapshot(), self))
 
     def is_allowed(self, device_id: str) -> bool:
         return device_id in self.allowed
@@ -159,60 +182,81 @@ class Node:
 
     # -- requests ------------------------------------------------------------
 
-    def candidates(self, model: str | None, peer: str | None) -> list[str]:
-        """Alive islands that can take the request, best capacity first."""
-        views = [
-            v
-            for v in self.membership.snapshot()
-            if v.liveness is Liveness.ALIVE
-            and (peer is None or v.device_id == peer)
-            and (model is None or any(x.name == model for x in v.advert.models))
-        ]
-        views.sort(key=lambda v: -v.advert.capacity)
-        return [v.device_id for v in views]
+    def lookup(self, device_id: str) -> TrustRecord | None:
+        """The owner's trust in a device. Until pairing exists, every device
+        listed in ``[mesh].allow`` is one of the owner's own (personal tier)."""
+        return PERSONAL if device_id in self.allowed else None
+
+    def islands(self, peer: str | None) -> list[IslandSnapshot]:
+        """This device and the trusted islands LIGHTHOUSE knows, for WAVES."""
+        views = self.membership.snapshot()
+        islands = island_snapshots(views, self, only=peer)
+        if peer is None:
+            islands.append(
+                local_snapshot(
+                    self.identity.device_id,
+                    self.identity.name,
+                    self.options.executor.models(),
+                    self.tide.report(),
+                )
+            )
+        return islands
 
     async def ask(
-        self, request: m.InferenceRequest, on_chunk: Callable[[str], Any], peer: str | None
-    ) -> tuple[str, m.ResponseEnd]:
-        """Ship ``request`` to an island, failing over (bounded) on failure."""
+        self,
+        request: m.InferenceRequest,
+        on_chunk: Callable[[str], Awaitable[None]],
+        *,
+        peer: str | None = None,
+        client_id: str = "local",
+    ) -> Outcome:
+        """Route ``request`` with MIST and WAVES and run it where WAVES says."""
+        try:
+            islands: list[IslandSnapshot] | None = self.islands(peer)
+        except IslandRunError as exc:  # a bad advert must not stop routing: use the cache
+            log.warning("island list unavailable (%s); using the cached list", exc)
+            islands = None
+        return await self.dispatcher.run(
+            request,
+            islands=islands,
+            local=self.tide.report(),
+            cached=self.cached_islands,
+            client_id=client_id,
+            on_chunk=on_chunk,
+        )
+
+    async def _run_local(
+        self, request: m.InferenceRequest, on_chunk: Callable[[str], Awaitable[None]]
+    ) -> Usage:
+        self.tide.begin_request()
+        try:
+            return await self.options.executor.run(request, on_chunk)
+        finally:
+            self.tide.end_request()
+
+    async def _ship(
+        self, island: str, request: m.InferenceRequest, on_chunk: Callable[[str], Awaitable[None]]
+    ) -> m.ResponseEnd:
         transport = self.transport
         if transport is None:
             raise IslandFailed("the mesh is not up yet")
-        tried: list[str] = []
-        delivered = 0
-
-        async def counted(text: str) -> None:
-            nonlocal delivered
-            delivered += 1
-            await on_chunk(text)
-
-        for island in self.candidates(request.model_hint, peer)[:MAX_ATTEMPTS]:
-            tried.append(short_id(island))
-            try:
-                await self.reach(transport, island)
-                async with transport.open_stream(island) as stream:
-                    end = await ship_request(
-                        stream, self.sealer, request, counted, config=self.options.shipping
-                    )
-            except RequestRefused:
+        try:
+            await self.reach(transport, island)
+            async with transport.open_stream(island) as stream:
+                end = await ship_request(
+                    stream, self.sealer, request, on_chunk, config=self.options.shipping
+                )
+        except IslandRunError as exc:  # dead, frozen, unreachable or refusing: fail over
+            log.warning("island %s failed: %s", short_id(island), exc)
+            self.membership.report_failure(island, time.time())
+            if isinstance(exc, IslandFailed):
                 raise
-            except IslandRunError as exc:  # IslandFailed, PeerUnavailable
-                log.warning("island %s failed: %s", short_id(island), exc)
-                self.membership.report_failure(island, time.time())
-                if delivered:
-                    # Part of the answer already reached the user; another
-                    # island would start over and duplicate it.
-                    raise IslandFailed(
-                        f"island {short_id(island)} failed mid-answer after {delivered} "
-                        f"chunks ({exc}); ask again"
-                    ) from None
-                continue
-            self.membership.report_success(island, time.time())
-            return island, end
-        raise IslandFailed(
-            "no island could run the request"
-            + (f" (tried {', '.join(tried)})" if tried else " (no alive island offers it)")
-        )
+            raise IslandFailed(str(exc)) from None
+        self.membership.report_success(island, time.time())
+        return end
+
+    async def _audit(self, record: dict[str, Any]) -> None:
+        await trio.to_thread.run_sync(self.audit_log.append, record)
 
     async def reach(self, transport: Transport, island: str) -> None:
         """Dial ``island`` at its advertised addresses unless already connected.
@@ -370,9 +414,16 @@ async def _ask_events(node: Node, body: dict[str, Any]) -> AsyncIterator[dict[st
                     deadline=time.time() + float(body.get("timeout", 60)),
                     max_tokens=int(body.get("max_tokens", 256)),
                 )
-                island, end = await node.ask(request, on_chunk, body.get("peer"))
-                await send.send({"end": {"island": island, "completion_tokens":
-                                         end.completion_tokens}})
+                outcome = await node.ask(request, on_chunk, peer=body.get("peer"),
+                                         client_id="cli")
+                island = outcome.decision.island
+                await send.send({"end": {
+                    "island": island.device_id if island else None,
+                    "island_name": island.name if island else None,
+                    "reason": outcome.decision.reason,
+                    "sanitized": outcome.sanitized,
+                    "completion_tokens": outcome.usage.completion_tokens,
+                }})
             except (IslandRunError, KeyError, ValueError, TypeError) as exc:
                 await send.send({"error": str(exc)})
 
@@ -398,6 +449,9 @@ async def run_node(
     from islandrun.transports.libp2p import Libp2pConfig, open_libp2p_transport
 
     tide = Tide.for_this_device(options.tide)
+    if options.fixed_load is not None:
+        load = Load(cpu=options.fixed_load, memory=options.fixed_load)
+        tide = Tide(options.tide, load=FixedLoad(load), gpu=NoGpu(), battery=PsutilBattery())
     node = Node(home, ident, cfg, options, tide)
     listen = options.listen or cfg.mesh.listen
     bootstrap = options.bootstrap or cfg.mesh.bootstrap

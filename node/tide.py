@@ -71,6 +71,17 @@ class PsutilLoad:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class FixedLoad:
+    """A constant load reading, for tests and demos that must not depend on
+    how busy the machine running them is (``islandnode run --fixed-load``)."""
+
+    load: Load
+
+    def read(self) -> Load:
+        return self.load
+
+
 class PsutilBattery:
     """Battery from psutil; ``None`` on a device without one."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -35,23 +36,32 @@ def wait_until(check: Callable[[], T], timeout: float, what: str) -> T:
 
 
 class NodeProc:
-    def __init__(self, root: Path, name: str) -> None:
+    """One ``islandnode run`` process; ``prefix`` wraps its command line
+    (e.g. ``ip netns exec NS`` to run it inside a network namespace)."""
+
+    def __init__(self, root: Path, name: str, prefix: tuple[str, ...] = ()) -> None:
         self.name = name
+        self.prefix = prefix
         self.home = root / name
         self.key = identity.create_key(self.home)
         self.device_id = identity.Identity(key=self.key, name=name).device_id
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = root / f"{name}.log"
 
-    def configure(self, allow: list[str]) -> None:
+    def configure(
+        self, allow: list[str], listen: str = "/ip4/127.0.0.1/tcp/0", mdns: bool = False
+    ) -> None:
         config.write_initial_config(
-            self.home, self.name, listen=("/ip4/127.0.0.1/tcp/0",), mdns=False, allow=tuple(allow)
+            self.home, self.name, listen=(listen,), mdns=mdns, allow=tuple(allow)
         )
 
     def start(self, *args: str) -> None:
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(
-                [ISLANDNODE, "--home", str(self.home), "run", *args],
+                # A fixed TIDE load: routing must not depend on how busy the
+                # machine running the tests is.
+                [*self.prefix, ISLANDNODE, "--home", str(self.home), "run",
+                 "--fixed-load", "0.1", *args],
                 stdout=log, stderr=subprocess.STDOUT,
             )
         wait_until(lambda: self.status(), 30, f"{self.name} to start")
@@ -62,6 +72,16 @@ class NodeProc:
     def peers(self) -> dict[str, str]:
         """device id -> liveness, as this node sees the mesh."""
         return {p["device_id"]: p["liveness"] for p in control.get(self.home, "/peers", timeout=2)}
+
+    def peers_json(self) -> list[dict[str, Any]]:
+        """The mesh as ``islandnode peers --json`` prints it (run with ``prefix``)."""
+        out = subprocess.run(
+            [*self.prefix, ISLANDNODE, "--home", str(self.home), "peers", "--json"],
+            capture_output=True, text=True, timeout=30,
+        )
+        if out.returncode != 0:
+            raise NodeError(f"peers --json failed: {out.stderr.strip()}")
+        return json.loads(out.stdout)  # type: ignore[no-any-return]
 
     @property
     def address(self) -> str:

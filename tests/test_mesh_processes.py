@@ -70,13 +70,18 @@ def test_island_dying_mid_request_is_detected_within_5s(tmp_path: Path, sig: int
 
 
 def test_failover_before_the_answer_starts(tmp_path: Path) -> None:
-    with mesh(tmp_path, ["a", "b", "c"]) as nodes:
+    # Only a and c offer model "big", so WAVES must pick one of them, not b.
+    with mesh(tmp_path, ["a", "b", "c"], "--echo-model", "big") as nodes:
         wait_until(lambda: converged(nodes), 20, "adverts to converge")
         a, b, c = nodes
+        b.stop()
+        b.start("--bootstrap", a.address)  # b with the default model only
+        wait_until(lambda: converged(nodes), 20, "b to rejoin")
         c.signal(signal.SIGSTOP)  # c still looks alive to b's membership table
         start = time.monotonic()
-        results = [ask(b, "anyone?") for _ in range(2)]
-        assert all(r.returncode == 0 and r.stdout.strip() == "anyone?" for r in results)
+        results = [ask(b, "anyone?", "--model", "big") for _ in range(2)]
+        assert all(r.returncode == 0 and r.stdout.strip() == "anyone?" for r in results), [
+            (r.returncode, r.stdout, r.stderr) for r in results]
         assert all(a.device_id[-8:] in r.stderr for r in results)
         assert time.monotonic() - start < 15
 

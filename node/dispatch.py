@@ -1,0 +1,268 @@
+"""Dispatch: one request from the user's hand to an island and back.
+
+This is where the agents meet, in the paper's order:
+
+1. **rate limit** the client (paper Attack 4);
+2. **MIST** scores the prompt (an error counts as sensitivity 1.0);
+3. **WAVES** picks an island from this device (via TIDE's report) and the
+   islands LIGHTHOUSE knows (via :func:`island_snapshots`), or refuses;
+4. if the island is less trusted than this device, **MIST** sanitizes the
+   whole history with the conversation's vault, and the streamed answer is
+   restored before the user sees it;
+5. the request runs here (the local executor) or is shipped sealed
+   (``shipping``); an island that fails before answering is replaced by the
+   next eligible one (``waves.failover``, bounded), never an ineligible one;
+6. every decision is written to the audit log (no prompt text, no values).
+
+Trust and privacy of an island come from the owner's records
+(:class:`TrustBook`), never from the island's advert.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Protocol
+
+from islandrun.protocol import messages as m
+from islandrun.protocol.errors import IslandRunError
+
+from . import mist, waves
+from .audit import audit_record
+from .executor import Usage
+from .lighthouse import IslandView, Liveness
+from .mist_vault import Vault
+from .ratelimit import RateLimiter
+from .tide_capacity import CapacityReport
+from .waves_inputs import IslandKind, IslandSnapshot, RouteRequest, Tier
+
+#: Conversations whose placeholder vaults are kept in memory (LRU).
+MAX_VAULTS = 1024
+
+
+@dataclass(frozen=True, slots=True)
+class TrustRecord:
+    """The owner's word on a device: its tier and scores."""
+
+    kind: IslandKind
+    trust: float
+    privacy: float
+
+
+class TrustBook(Protocol):
+    def lookup(self, device_id: str) -> TrustRecord | None:
+        """The owner's record for ``device_id``, or None if it is not trusted at all."""
+        ...
+
+
+class Refused(IslandRunError):
+    """WAVES found no eligible island; the message says which constraint removed which."""
+
+    def __init__(self, decision: waves.Decision) -> None:
+        super().__init__(decision.reason)
+        self.decision = decision
+
+
+class RateLimited(IslandRunError):
+    def __init__(self, retry_after: float) -> None:
+        super().__init__(f"too many requests; retry in {retry_after:.1f} s")
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    decision: waves.Decision
+    usage: Usage
+    sanitized: bool
+
+
+OnChunk = Callable[[str], Awaitable[None]]
+#: Runs ``request`` on a remote island, streaming into the callback.
+Ship = Callable[[str, m.InferenceRequest, OnChunk], Awaitable[m.ResponseEnd]]
+RunLocal = Callable[[m.InferenceRequest, OnChunk], Awaitable[Usage]]
+
+
+def island_snapshots(
+    views: Sequence[IslandView], book: TrustBook, only: str | None = None
+) -> list[IslandSnapshot]:
+    """WAVES's view of the islands LIGHTHOUSE knows and the owner trusts."""
+    out = []
+    for view in views:
+        record = book.lookup(view.device_id)
+        if record is None or (only is not None and view.device_id != only):
+            continue
+        a = view.advert
+        out.append(
+            IslandSnapshot(
+                device_id=view.device_id,
+                name=view.name,
+                kind=record.kind,
+                privacy=record.privacy,
+                trust=record.trust,
+                models=frozenset(x.name for x in a.models),
+                datasets=frozenset(d.name for d in a.datasets),
+                capacity=a.capacity,
+                in_flight=a.in_flight,
+                willingness=a.serve_others,
+                battery_pct=a.battery_pct,
+                charging=a.charging,
+                price_per_token=(a.cost.price_in + a.cost.price_out) / 2e6,
+                alive=view.liveness is Liveness.ALIVE,
+            )
+        )
+    return out
+
+
+def local_snapshot(
+    device_id: str, name: str, models: Sequence[m.ModelInfo], report: CapacityReport | None
+) -> IslandSnapshot:
+    """This device as an island (trust and privacy 1.0: it holds the data)."""
+    return IslandSnapshot(
+        device_id=device_id,
+        name=name,
+        kind=IslandKind.PERSONAL,
+        privacy=1.0,
+        trust=1.0,
+        models=frozenset(x.name for x in models),
+        capacity=report.capacity if report else 0.0,
+        in_flight=report.in_flight if report else 0,
+        is_local=True,
+    )
+
+
+class Dispatcher:
+    """Runs requests through MIST, WAVES and an island; keeps conversation vaults."""
+
+    def __init__(
+        self,
+        *,
+        policy: waves.RoutePolicy,
+        limiter: RateLimiter,
+        run_local: RunLocal,
+        ship: Ship,
+        audit: Callable[[dict], Awaitable[None]],
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.policy, self.limiter = policy, limiter
+        self._run_local, self._ship, self._audit = run_local, ship, audit
+        self._clock = wall_clock
+        self._vaults: OrderedDict[str, Vault] = OrderedDict()
+
+    def vault(self, conversation: str) -> Vault:
+        vault = self._vaults.pop(conversation, None) or Vault(secrets.SystemRandom())
+        self._vaults[conversation] = vault
+        while len(self._vaults) > MAX_VAULTS:
+            self._vaults.popitem(last=False)
+        return vault
+
+    async def run(
+        self,
+        request: m.InferenceRequest,
+        *,
+        islands: list[IslandSnapshot] | None,
+        local: CapacityReport | None,
+        cached: Sequence[IslandSnapshot],
+        client_id: str,
+        on_chunk: OnChunk,
+    ) -> Outcome:
+        """Route and run ``request``; ``None`` islands/local mean LIGHTHOUSE/TIDE failed."""
+        verdict = self.limiter.admit(client_id, self._clock())
+        if not verdict.allowed:
+            raise RateLimited(verdict.retry_after_s)
+        analysis = _analyze(request)
+        route = RouteRequest(
+            request_id=request.request_id,
+            client_id=client_id,
+            model=request.model_hint,
+            datasets=frozenset({request.dataset} if request.dataset else ()),
+            tier=Tier(request.tier.value),
+            max_latency_ms=request.latency_budget_ms,
+            tokens=sum(len(x.content) for x in request.messages) // 4 + request.max_tokens,
+        )
+        sensitivity = None if analysis is None else analysis.sensitivity
+        decision = waves.decide(
+            route, sensitivity, islands, self.policy, local, cached_islands=cached
+        )
+        await self._record(decision, analysis)
+        return await self._attempt(decision, request, on_chunk)
+
+    async def _attempt(
+        self, decision: waves.Decision, request: m.InferenceRequest, on_chunk: OnChunk
+    ) -> Outcome:
+        from .shipping import IslandFailed  # shipping imports transports; keep agents clean
+
+        while decision.island is not None:
+            island = decision.island
+            prepared, emit, finish = self._prepare(decision, request, on_chunk)
+            delivered = 0
+
+            async def counted(text: str, emit: OnChunk = emit) -> None:
+                nonlocal delivered
+                delivered += 1
+                await emit(text)
+
+            try:
+                if island.is_local:
+                    usage = await self._run_local(prepared, counted)
+                else:
+                    end = await self._ship(island.device_id, prepared, counted)
+                    usage = Usage(end.prompt_tokens, end.completion_tokens, end.finish_reason)
+            except IslandFailed as exc:
+                if delivered:
+                    # Part of the answer already reached the user; another
+                    # island would start over and duplicate it.
+                    raise IslandFailed(
+                        f"island {island.name!r} failed mid-answer after {delivered} chunks "
+                        f"({exc}); ask again"
+                    ) from None
+                decision = waves.failover(decision, island.device_id)
+                await self._record(decision, None)
+                continue
+            await finish()
+            return Outcome(decision=decision, usage=usage, sanitized=decision.sanitize)
+        raise Refused(decision)
+
+    def _prepare(
+        self, decision: waves.Decision, request: m.InferenceRequest, on_chunk: OnChunk
+    ) -> tuple[m.InferenceRequest, OnChunk, Callable[[], Awaitable[None]]]:
+        """Sanitize for a less-trusted island; the restoring chunk sink and its flush."""
+
+        async def nothing() -> None:
+            return None
+
+        if not decision.sanitize:
+            return request, on_chunk, nothing
+        vault = self.vault(request.conversation_id or request.request_id)
+        sanitized = tuple(
+            replace(msg, content=mist.sanitize(msg.content, vault).text) for msg in request.messages
+        )
+        restorer = mist.StreamRestorer(vault)
+
+        async def restored(text: str) -> None:
+            out = restorer.feed(text)
+            if out:
+                await on_chunk(out)
+
+        async def flush() -> None:
+            rest = restorer.close()
+            if rest:
+                await on_chunk(rest)
+
+        return replace(request, messages=sanitized), restored, flush
+
+    async def _record(self, decision: waves.Decision, analysis: mist.Analysis | None) -> None:
+        level = "restricted" if analysis is None else analysis.level.label
+        types = () if analysis is None else {e.type.value for e in analysis.entities}
+        await self._audit(audit_record(decision, at=self._clock(), level=level, entity_types=types))
+
+
+def _analyze(request: m.InferenceRequest) -> mist.Analysis | None:
+    """MIST over the whole history; None (=> sensitivity 1.0) if MIST fails."""
+    text = "\n".join(x.content for x in request.messages)
+    try:
+        return mist.analyze(text)
+    except Exception:  # any MIST failure fails closed, by design
+        return None
