@@ -39,6 +39,7 @@ import trio
 from starlette.requests import Request
 
 from islandrun import __version__
+from islandrun.protocol import envelope
 from islandrun.protocol import messages as m
 from islandrun.protocol.errors import IslandRunError
 from islandrun.protocol.ids import short_id
@@ -119,6 +120,20 @@ class Node:
 
     def is_allowed(self, device_id: str) -> bool:
         return device_id in self.allowed
+
+    def accepts_gossip(self, topic: str, origin: str, data: bytes) -> bool:
+        """Gossip check before delivery or relay: adverts must be validly
+        signed by their origin, for the advert domain, and not expired.
+        (Replay and freshness per device are the membership table's job.)"""
+        if topic != TOPIC_ADVERTS:
+            return True
+        try:
+            env = envelope.open_envelope(
+                data, domain=envelope.DOMAIN_ADVERT, now=time.time(), expected_device=origin
+            )
+        except IslandRunError:
+            return False
+        return env.payload_type == envelope.PAYLOAD_ADVERT
 
     # -- the island cache ----------------------------------------------------
 
@@ -463,7 +478,7 @@ async def run_node(
             await nursery.start(tide.run)
             async with open_libp2p_transport(
                 ident.key, node.is_allowed, Libp2pConfig(listen=listen),
-                rng=random.Random(), bootstrap=bootstrap,
+                rng=random.Random(), bootstrap=bootstrap, accepts=node.accepts_gossip,
             ) as transport:
                 node.transport = transport
                 transport.serve(node.handle_stream)

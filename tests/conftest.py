@@ -21,3 +21,11 @@ def home(tmp_path: Path) -> Path:
     identity.create_key(h)
     config.write_initial_config(h, "test-node")
     return h
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny random-weight llama GGUF (real tokenizer), built once per session."""
+    from islandrun.node import tinymodel
+
+    return tinymodel.make_tiny_model(tmp_path_factory.mktemp("tiny") / "tiny.gguf", seed=0)

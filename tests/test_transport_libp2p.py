@@ -276,3 +276,28 @@ async def test_a_real_peer_killed_or_frozen_mid_stream_is_detected_within_5s(fau
                 for _ in range(1_000_000):
                     await stream.receive()
             assert trio.current_time() - start < 5
+
+
+async def test_gossip_the_node_does_not_accept_is_neither_delivered_nor_relayed() -> None:
+    # a -> b -> c in a line: b's check drops "forged" gossip, so c never sees it.
+    keys = [key(i + 40) for i in range(3)]
+    ids = [device_id(k) for k in keys]
+
+    def accepts(topic: str, origin: str, data: bytes) -> bool:
+        return not data.startswith(b"forged")
+
+    async with (
+        open_libp2p_transport(keys[0], ids.__contains__, LOOPBACK, rng=random.Random(1)) as a,
+        open_libp2p_transport(keys[1], ids.__contains__, LOOPBACK, rng=random.Random(2),
+                              accepts=accepts) as b,
+        open_libp2p_transport(keys[2], ids.__contains__, LOOPBACK, rng=random.Random(3)) as c,
+    ):
+        with trio.fail_after(DEADLINE_S):
+            await b.connect(a.addresses()[0])
+            await c.connect(b.addresses()[0])
+        feed_b, feed_c = b.gossip(TOPIC_ADVERTS), c.gossip(TOPIC_ADVERTS)
+        for i in range(3):
+            await a.publish(TOPIC_ADVERTS, b"forged-%d" % i)
+        seen_b = await deliver(a, TOPIC_ADVERTS, b"genuine", feed_b)
+        seen_c = await deliver(a, TOPIC_ADVERTS, b"genuine-2", feed_c)
+        assert not any(data.startswith(b"forged") for _, data in seen_b + seen_c)

@@ -42,7 +42,7 @@ from __future__ import annotations
 import logging
 import math
 import random
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
@@ -97,6 +97,10 @@ _BROKEN: tuple[type[BaseException], ...] = (
     trio.ClosedResourceError,
     OSError,
 )
+
+
+#: The node's check on one gossip message: ``(topic, origin device id, data)``.
+GossipCheck = Callable[[str, str, bytes], bool]
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,10 +266,12 @@ class Libp2pTransport:
         is_allowed: IsAllowed,
         config: Libp2pConfig,
         rng: random.Random,
+        accepts: GossipCheck | None = None,
     ) -> None:
         self._host = host
         self._pubsub = pubsub
         self._is_allowed = is_allowed
+        self._accepts = accepts
         self._config = config
         self._rng = rng
         self._id = host.get_id().to_base58()
@@ -355,10 +361,17 @@ class Libp2pTransport:
             raise TransportError(f"unknown gossip topic {topic!r}; expected one of {self.topics}")
 
     def _validate(self, forwarder: ID, message: rpc_pb2.Message) -> bool:
-        """Topic validator: origin must be us or allowed. Never raises."""
+        """Topic validator: origin must be us, or allowed and (when the node
+        gave an ``accepts`` check) carrying data the node accepts -- so
+        forged or expired envelopes are not relayed. Never raises."""
         try:
             origin = ID(message.from_id).to_base58()
-            return origin == self._id or check_allowed(self._is_allowed, origin)
+            if origin == self._id:
+                return True
+            if not check_allowed(self._is_allowed, origin):
+                return False
+            topic = message.topicIDs[0] if message.topicIDs else ""
+            return self._accepts is None or bool(self._accepts(topic, origin, message.data))
         except Exception as exc:
             _log.warning("gossip validator failed (%s); message dropped", type(exc).__name__)
             return False
@@ -470,14 +483,18 @@ async def open_libp2p_transport(
     *,
     rng: random.Random,
     bootstrap: Sequence[str] = (),
+    accepts: GossipCheck | None = None,
 ) -> AsyncIterator[Libp2pTransport]:
     """Run a libp2p host as ``key`` for the duration of the block.
 
     ``bootstrap`` addresses are dialled in the background (and re-dialled
     with backoff), so a peer that is not up yet does not stop the start.
+    ``accepts(topic, origin, data)`` is the node's check on gossip from
+    allowed peers before it is delivered or relayed (e.g. a valid signed
+    envelope); it runs in the gossip validator, so keep it fast and pure.
     """
     host, pubsub, gossipsub = _build(key, config)
-    transport = Libp2pTransport(host, pubsub, is_allowed, config, rng)
+    transport = Libp2pTransport(host, pubsub, is_allowed, config, rng, accepts)
     for address in bootstrap:
         _peer_info(address)  # a bad address is the user's mistake: say so now
     body_error: BaseException | None = None
