@@ -1,93 +1,168 @@
-"""``islandnode demo``: a local walk through what the node can do so far.
+"""``islandnode demo``: a local mesh of real nodes, shown step by step.
 
-The README's first command ends here. It grows with each capability until
-it is the full local demo mesh (real processes, pairing, a mixed workload);
-today it runs, in one process and in a throwaway home, the foundation every
-later step stands on: two devices with their own keys, a signed capability
-advert verified (and a replay of it refused), and a request sealed end to
-end so a relay can neither read nor alter it.
+The README's first command ends here. It starts three real ``islandnode
+run`` processes on loopback (a laptop, a phone and a home server, each
+with its own key and home in a throwaway directory), waits for their signed
+adverts to converge, shows what MIST would let leave the device for a
+healthcare prompt, routes a few requests through WAVES and the mesh, and
+shuts everything down. Nothing leaves 127.0.0.1.
+
+It grows with the capabilities it shows (pairing, real models, a cloud
+island); until SHORE lands, islands answer with the built-in echo executor.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import secrets
+import signal
+import subprocess
+import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from islandrun.protocol import envelope, messages
-from islandrun.protocol.errors import EnvelopeRejected
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
 from islandrun.protocol.ids import short_id
 
-from . import config, identity
-from .home import PersistentSequence
+from . import config, control, identity, mist
+from .errors import NodeError
+from .mist_vault import Vault
+
+ISLANDNODE = str(Path(sys.executable).parent / "islandnode")
+#: name -> extra `run` arguments. The server alone offers the "big" model.
+DEVICES = {
+    "laptop": ("--fixed-load", "0.2"),
+    "phone": ("--fixed-load", "0.6"),
+    "server": ("--fixed-load", "0.1", "--echo-model", "big"),
+}
+PROMPT = (
+    "Patient Maria Gonzalez (DOB 03/14/1962, MRN 4839201) reports chest pain; "
+    "call her at +1 415-555-0134 or maria.g@example.com. Is metformin safe?"
+)
+console = Console()
 
 
-def _device(root: Path, name: str) -> tuple[identity.Identity, Path]:
-    home = root / name
-    key = identity.create_key(home)
-    config.write_initial_config(home, name)
-    return identity.Identity(key=key, name=name), home
+def _wait(check: Callable[[], Any], timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            result = check()
+        except NodeError:
+            result = None
+        if result:
+            return result
+        time.sleep(0.2)
+    raise NodeError(f"demo: timed out waiting for {what}")
 
 
-def _signed_advert(ident: identity.Identity, home: Path, now: float) -> bytes:
-    advert = messages.Advert(
-        device_id=ident.device_id,
-        name=ident.name,
-        models=(messages.ModelInfo(name="tiny-demo", context=2048, quantization="f32"),),
-        capacity=0.8,
-        battery_pct=92.0,
-        charging=False,
+class _Mesh:
+    """The demo's node processes; always stopped on exit."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.ids: dict[str, str] = {}
+
+    def create(self) -> None:
+        for name in DEVICES:
+            key = identity.create_key(self.root / name)
+            self.ids[name] = identity.Identity(key=key, name=name).device_id
+        for name in DEVICES:
+            config.write_initial_config(
+                self.root / name, name, listen=("/ip4/127.0.0.1/tcp/0",), mdns=False,
+                allow=tuple(self.ids.values()),
+            )
+
+    def start(self, name: str, *extra: str) -> None:
+        home = self.root / name
+        with open(self.root / f"{name}.log", "wb") as log:
+            self.procs[name] = subprocess.Popen(
+                [ISLANDNODE, "--home", str(home), "run", *DEVICES[name], *extra],
+                stdout=log, stderr=subprocess.STDOUT,
+            )
+        _wait(lambda: control.get(home, "/status", timeout=2), 30, f"{name} to start")
+
+    def status(self, name: str) -> dict[str, Any]:
+        return control.get(self.root / name, "/status", timeout=2)
+
+    def stop(self) -> bool:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        clean = True
+        for proc in self.procs.values():
+            try:
+                clean &= proc.wait(15) == 0
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                clean = False
+        return clean
+
+
+def _show_peers(mesh: _Mesh) -> None:
+    table = Table("island", "id", "liveness", "capacity", "models", title="laptop's view")
+    for p in control.get(mesh.root / "laptop", "/peers"):
+        table.add_row(p["name"], short_id(p["device_id"]), p["liveness"],
+                      f"{p['capacity']:.0%}", ", ".join(p["models"]))
+    console.print(table)
+
+
+def _show_mist() -> None:
+    analysis = mist.analyze(PROMPT)
+    sanitized = mist.sanitize(PROMPT, Vault(secrets.SystemRandom())).text
+    reasons = ", ".join(f"{r.count} {r.type.value}" for r in analysis.reasons)
+    console.print(f"[bold]MIST[/bold] sensitivity {analysis.sensitivity:.2f} "
+                  f"({analysis.level.label}): {reasons}")
+    console.print(f"  what a less-trusted island would see:\n  [cyan]{escape(sanitized)}[/cyan]")
+
+
+def _ask(mesh: _Mesh, prompt: str, *args: str) -> None:
+    result = subprocess.run(
+        [ISLANDNODE, "--home", str(mesh.root / "laptop"), "ask", prompt, *args],
+        capture_output=True, text=True, timeout=60,
     )
-    return envelope.seal_envelope(
-        ident.key,
-        domain=envelope.DOMAIN_ADVERT,
-        payload_type=envelope.PAYLOAD_ADVERT,
-        payload=messages.encode(advert),
-        seq=PersistentSequence(home).next(now),
-        expires=now + 30,
-    )
+    answer = result.stdout.strip() or "-"
+    console.print(f"  [green]{escape(repr(prompt[:48]))}[/green] {' '.join(args)}\n"
+                  f"    answer: {escape(repr(answer[:60]))}\n    {escape(result.stderr.strip())}")
 
 
 def run(args: argparse.Namespace) -> int:
-    now = time.time()
     with tempfile.TemporaryDirectory(prefix="islandrun-demo-") as tmp:
-        laptop, _ = _device(Path(tmp), "laptop")
-        phone, phone_home = _device(Path(tmp), "phone")
-        print(f"laptop  {laptop.device_id}")
-        print(f"phone   {phone.device_id}")
-
-        signed = _signed_advert(phone, phone_home, now)
-        tracker = envelope.SeqTracker()
-        env = envelope.open_envelope(
-            signed, domain=envelope.DOMAIN_ADVERT, now=now, tracker=tracker
-        )
-        advert = messages.decode_as(env.payload, messages.Advert)
-        print(
-            f"laptop verified phone's advert: seq {env.seq}, battery {advert.battery_pct:.0f}%, "
-            f"models {[m.name for m in advert.models]}"
-        )
+        mesh = _Mesh(Path(tmp))
+        mesh.create()
         try:
-            envelope.open_envelope(signed, domain=envelope.DOMAIN_ADVERT, now=now, tracker=tracker)
-        except EnvelopeRejected as exc:
-            print(f"laptop refused a replay of it: {exc.reason.value}")
-
-        request = messages.InferenceRequest(
-            request_id="demo-1",
-            messages=(messages.ChatMessage(role=messages.Role.USER, content="Hello, phone!"),),
-            deadline=now + 30,
-        )
-        sealed = laptop.sealer().seal(phone.public_key, messages.encode(request))
-        _, payload = phone.sealer().open(sealed, expected_sender=laptop.public_key)
-        opened = messages.decode_as(payload, messages.InferenceRequest)
-        print(f"phone opened request {opened.request_id!r} from {short_id(laptop.device_id)}")
-        print(
-            f"laptop sealed a request to phone ({len(sealed)} bytes, plaintext not visible to "
-            f"relays); phone opened it and authenticated the laptop"
-        )
-    return 0
+            with console.status("starting three islandnode processes on 127.0.0.1 ..."):
+                mesh.start("laptop")
+                hub = mesh.status("laptop")["addresses"][0]
+                for name in ("phone", "server"):
+                    mesh.start(name, "--bootstrap", hub)
+                _wait(lambda: mesh.status("laptop")["islands"] >= 2, 30, "adverts to converge")
+            console.print(f"[bold]mesh up[/bold]: {len(mesh.procs)} nodes, signed adverts "
+                          "verified by each (logs in the demo dir)")
+            _show_peers(mesh)
+            _show_mist()
+            console.print("[bold]WAVES[/bold] routes requests from the laptop:")
+            _ask(mesh, "Summarise today's calendar")
+            _ask(mesh, "Draft a reply about the project", "--model", "big")
+            _ask(mesh, PROMPT, "--model", "big")
+            _ask(mesh, "Translate this", "--model", "missing")
+        finally:
+            clean = mesh.stop()
+        console.print("all nodes stopped cleanly" if clean else "[red]a node did not stop cleanly")
+        if args.keep_logs:
+            for log in Path(tmp).glob("*.log"):
+                os.replace(log, Path.cwd() / f"islandrun-demo-{log.name}")
+    return 0 if clean else 1
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("demo", help="run the local demo of what the node can do")
+    p = subparsers.add_parser("demo", help="run a local demo mesh of real nodes on loopback")
+    p.add_argument("--keep-logs", action="store_true", help="copy node logs to this directory")
     p.set_defaults(func=run)

@@ -85,8 +85,32 @@ Ship = Callable[[str, m.InferenceRequest, OnChunk], Awaitable[m.ResponseEnd]]
 RunLocal = Callable[[m.InferenceRequest, OnChunk], Awaitable[Usage]]
 
 
+#: Expected latency of a remote island never measured yet (ms): a LAN hop
+#: plus queueing; measured round trips replace it (:class:`LatencyBook`).
+UNMEASURED_LATENCY_MS = 50.0
+
+
+class LatencyBook:
+    """Round trips this node measured to each island (EWMA, ms)."""
+
+    ALPHA = 0.3
+
+    def __init__(self) -> None:
+        self._ms: dict[str, float] = {}
+
+    def observe(self, device_id: str, ms: float) -> None:
+        old = self._ms.get(device_id)
+        self._ms[device_id] = ms if old is None else old + self.ALPHA * (ms - old)
+
+    def expected(self, device_id: str) -> float:
+        return self._ms.get(device_id, UNMEASURED_LATENCY_MS)
+
+
 def island_snapshots(
-    views: Sequence[IslandView], book: TrustBook, only: str | None = None
+    views: Sequence[IslandView],
+    book: TrustBook,
+    only: str | None = None,
+    latency: LatencyBook | None = None,
 ) -> list[IslandSnapshot]:
     """WAVES's view of the islands LIGHTHOUSE knows and the owner trusts."""
     out = []
@@ -110,10 +134,14 @@ def island_snapshots(
                 battery_pct=a.battery_pct,
                 charging=a.charging,
                 price_per_token=(a.cost.price_in + a.cost.price_out) / 2e6,
+                latency_ms=(latency or _NO_MEASUREMENTS).expected(view.device_id),
                 alive=view.liveness is Liveness.ALIVE,
             )
         )
     return out
+
+
+_NO_MEASUREMENTS = LatencyBook()
 
 
 def local_snapshot(

@@ -51,6 +51,7 @@ from .audit import AuditLog
 from .config import NodeConfig
 from .dispatch import (
     Dispatcher,
+    LatencyBook,
     Outcome,
     TrustRecord,
     island_snapshots,
@@ -108,6 +109,7 @@ class Node:
         self.transport: Transport | None = None
         self.changed = trio.Event()  # set to wake the advertiser early
         self.audit_log = AuditLog(home)
+        self.latency = LatencyBook()
         self.dispatcher = Dispatcher(
             policy=RoutePolicy(),
             limiter=RateLimiter(RateLimitConfig()),
@@ -205,7 +207,7 @@ class Node:
     def islands(self, peer: str | None) -> list[IslandSnapshot]:
         """This device and the trusted islands LIGHTHOUSE knows, for WAVES."""
         views = self.membership.snapshot()
-        islands = island_snapshots(views, self, only=peer)
+        islands = island_snapshots(views, self, only=peer, latency=self.latency)
         if peer is None:
             islands.append(
                 local_snapshot(
@@ -255,6 +257,7 @@ class Node:
         transport = self.transport
         if transport is None:
             raise IslandFailed("the mesh is not up yet")
+        start = time.monotonic()
         try:
             await self.reach(transport, island)
             async with transport.open_stream(island) as stream:
@@ -268,6 +271,7 @@ class Node:
                 raise
             raise IslandFailed(str(exc)) from None
         self.membership.report_success(island, time.time())
+        self.latency.observe(island, (time.monotonic() - start) * 1000)
         return end
 
     async def _audit(self, record: dict[str, Any]) -> None:

@@ -499,11 +499,14 @@ async def open_libp2p_transport(
         _peer_info(address)  # a bad address is the user's mistake: say so now
     body_error: BaseException | None = None
     try:
+        # Our nursery is innermost: cancelling it at the end must not cancel
+        # the services' own shutdown, or their Cancelled would replace (and
+        # the nursery then swallow) whatever the body raised.
         async with (
             host.run(listen_addrs=[multiaddr.Multiaddr(a) for a in config.listen]),
-            trio.open_nursery() as nursery,
             background_trio_service(pubsub),
             background_trio_service(gossipsub),
+            trio.open_nursery() as nursery,
         ):
             await transport.start(nursery, bootstrap)
             try:
