@@ -43,7 +43,7 @@ from islandrun.protocol import envelope
 from islandrun.protocol import messages as m
 from islandrun.protocol.errors import IslandRunError
 from islandrun.protocol.ids import short_id
-from islandrun.transports.base import TOPIC_ADVERTS, MessageStream, Transport
+from islandrun.transports.base import TOPIC_ADVERTS, MessageStream, PeerUnavailable, Transport
 
 from . import control
 from .advertiser import Advertiser
@@ -281,15 +281,18 @@ class Node:
         """Dial ``island`` at its advertised addresses unless already connected.
 
         Adverts travel by gossip, through other nodes; a request stream needs
-        a direct connection.
+        a direct connection. Raises :class:`PeerUnavailable` if no address
+        answers (within the dial timeout), so WAVES can fail over at once.
         """
         if island in transport.connected():
             return
         view = next((v for v in self.membership.snapshot() if v.device_id == island), None)
-        for address in view.advert.addresses if view else ():
+        addresses = view.advert.addresses if view else ()
+        for address in addresses:
             with contextlib.suppress(IslandRunError):
                 await transport.connect(address)
                 return
+        raise PeerUnavailable(f"cannot reach {short_id(island)} at {len(addresses)} address(es)")
 
     async def handle_stream(self, stream: MessageStream) -> None:
         self.tide.begin_request()
@@ -481,7 +484,14 @@ async def run_node(
             nursery.start_soon(_signals, shutdown)
             await nursery.start(tide.run)
             async with open_libp2p_transport(
-                ident.key, node.is_allowed, Libp2pConfig(listen=listen),
+                ident.key,
+                node.is_allowed,
+                # A frozen island must be given up on as fast as a silent one.
+                Libp2pConfig(
+                    listen=listen,
+                    dial_timeout=options.shipping.read_timeout,
+                    open_stream_timeout=options.shipping.read_timeout,
+                ),
                 rng=random.Random(), bootstrap=bootstrap, accepts=node.accepts_gossip,
             ) as transport:
                 node.transport = transport

@@ -78,12 +78,14 @@ def test_failover_before_the_answer_starts(tmp_path: Path) -> None:
         b.start("--bootstrap", a.address)  # b with the default model only
         wait_until(lambda: converged(nodes), 20, "b to rejoin")
         c.signal(signal.SIGSTOP)  # c still looks alive to b's membership table
-        start = time.monotonic()
-        results = [ask(b, "anyone?", "--model", "big") for _ in range(2)]
-        assert all(r.returncode == 0 and r.stdout.strip() == "anyone?" for r in results), [
-            (r.returncode, r.stdout, r.stderr) for r in results]
-        assert all(a.device_id[-8:] in r.stderr for r in results)
-        assert time.monotonic() - start < 15
+        for _ in range(2):
+            start = time.monotonic()
+            result = ask(b, "anyone?", "--model", "big")
+            elapsed = time.monotonic() - start
+            assert result.returncode == 0 and result.stdout.strip() == "anyone?", result.stderr
+            assert a.device_id[-8:] in result.stderr
+            # the CLI's own start-up (~1 s) plus at most one 3 s island timeout
+            assert elapsed < 8, elapsed
 
 
 def test_restarted_peer_rejoins(tmp_path: Path) -> None:
