@@ -28,6 +28,18 @@ Example::
     threads = 4                        # CPU threads (0: llama.cpp's default)
     gpu_layers = 0                     # layers offloaded to a GPU (-1: all)
 
+    [[cloud]]                          # one table per cloud island HORIZON may call
+    name = "openai"                    # letters, digits, . _ - (device id "cloud:openai")
+    url = "https://api.openai.com/v1"  # OpenAI-compatible base URL (POST {url}/chat/completions)
+    model = "gpt-4o-mini"
+    trust = 0.4                        # the owner's trust in the provider (cloud tier 0.3-0.5)
+    privacy = 0.4                      # highest sensitivity it may see (after sanitising)
+    price_in = 0.15                    # currency per 1M prompt tokens
+    price_out = 0.60                   # currency per 1M answer tokens
+    api_key_env = "OPENAI_API_KEY"     # the key is read from this variable, never stored
+    daily_budget = 1.0                 # spend ceilings (absent: none)
+    monthly_budget = 20.0
+
 Sections written ``[[name]]`` (arrays of tables, listed in
 :data:`_TABLE_ARRAYS`) hold one entry per table; each entry is read with the
 same strict rules, and errors point at the entry's own lines.
@@ -37,9 +49,12 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import math
 import re
 import tomllib
+import types
 import typing
+import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,6 +69,7 @@ from .home import CONFIG_FILE, ensure_home, write_private
 
 MAX_NAME_LEN = 64
 MAX_MODEL_NAME_LEN = 256
+MAX_TIMEOUT_S = 3600.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -93,17 +109,89 @@ class ModelSection:
     gpu_layers: int = 0
 
 
+#: Default trust and privacy of a cloud island: the paper's cloud tier (§III,
+#: "Trust = 0.3-0.5"; its examples use 0.4). MIST sanitises everything sent there.
+CLOUD_TRUST = 0.4
+CLOUD_PRIVACY = 0.4
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CloudSection:
+    """One ``[[cloud]]`` entry: a cloud island HORIZON calls over OpenAI-compatible HTTP.
+
+    The API key is never stored: ``api_key_env`` names the environment
+    variable that holds it, read when a request is sent.
+    """
+
+    #: Name of the island (letters, digits, ``.``, ``_``, ``-``; unique). Its
+    #: device id for WAVES and the audit log is ``cloud:NAME``.
+    name: str
+    #: Base URL of the API (http or https, no credentials or query); requests
+    #: go to ``{url}/chat/completions``, e.g. ``https://api.openai.com/v1``.
+    url: str
+    #: The model name the API expects; requests naming it may route here.
+    model: str
+    #: The owner's trust in the provider, [0, 1]. Below 1.0, MIST sanitises.
+    trust: float = CLOUD_TRUST
+    #: Privacy score P, [0, 1]: requests more sensitive than this never go here.
+    privacy: float = CLOUD_PRIVACY
+    #: Price per 1M prompt (input) tokens, in the user's currency.
+    price_in: float = 0.0
+    #: Price per 1M answer (output) tokens, in the user's currency.
+    price_out: float = 0.0
+    #: Environment variable holding the API key (sent as a Bearer token);
+    #: empty for servers that need none (a local Ollama or llama.cpp server).
+    api_key_env: str = ""
+    #: Seconds to wait for the connection and for each piece of the answer.
+    timeout: float = 60.0
+    #: Spend ceilings per calendar day and month (currency); absent: none.
+    daily_budget: float | None = None
+    monthly_budget: float | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TierTrust:
+    """The owner's scores for one pairing tier (paper section VII, Eq. 2).
+
+    Composite trust is the minimum of the three parts: a device is only as
+    trustworthy as its weakest aspect. ``privacy`` is the P that WAVES
+    compares with a request's sensitivity (eligible only if P >= it).
+    All four are in [0, 1].
+    """
+
+    base: float = 1.0
+    certification: float = 1.0
+    jurisdiction: float = 1.0
+    privacy: float = 1.0
+
+    @property
+    def trust(self) -> float:
+        return min(self.base, self.certification, self.jurisdiction)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TrustSection:
+    """``[trust.personal]``, ``[trust.friend]``, ``[trust.edge]``. Defaults
+    follow the paper: personal devices 1.0; friends and private edge 0.6-0.8."""
+
+    personal: TierTrust = field(default_factory=TierTrust)
+    friend: TierTrust = field(default_factory=lambda: TierTrust(base=0.7, privacy=0.7))
+    edge: TierTrust = field(default_factory=lambda: TierTrust(base=0.8, privacy=0.8))
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class NodeConfig:
     node: NodeSection
     mesh: MeshSection = field(default_factory=MeshSection)
     models: tuple[ModelSection, ...] = ()
+    cloud: tuple[CloudSection, ...] = ()
+    trust: TrustSection = field(default_factory=TrustSection)
     path: Path
 
 
-_SECTIONS: dict[str, type] = {"node": NodeSection, "mesh": MeshSection}
+_SECTIONS: dict[str, type] = {"node": NodeSection, "mesh": MeshSection, "trust": TrustSection}
 #: Sections written as arrays of tables (``[[name]]``), one entry per table.
-_TABLE_ARRAYS: dict[str, type] = {"models": ModelSection}
+_TABLE_ARRAYS: dict[str, type] = {"models": ModelSection, "cloud": CloudSection}
 
 
 def config_path(home: Path) -> Path:
@@ -172,6 +260,55 @@ def _device_id(value: str) -> str:
     return value
 
 
+_CLOUD_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
+
+
+def validate_cloud_name(name: object) -> str:
+    """A cloud island name: 1-64 letters, digits, ``.``, ``_`` or ``-``."""
+    if not isinstance(name, str) or not _CLOUD_NAME.fullmatch(name):
+        raise ConfigError("a cloud name must be 1-64 letters, digits, '.', '_' or '-'")
+    return name
+
+
+def validate_cloud_url(url: object) -> str:
+    """An http(s) base URL without credentials, query or fragment (trailing / dropped)."""
+    if not isinstance(url, str):
+        raise ConfigError("a cloud url must be a string")
+    try:
+        parts = urllib.parse.urlsplit(url)
+        port = parts.port  # raises on a bad port
+    except ValueError:
+        raise ConfigError("a cloud url must look like https://host[:port]/path") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname or port == 0:
+        raise ConfigError("a cloud url must start with http:// or https:// and name a host")
+    if parts.username is not None or parts.password is not None or parts.query:
+        raise ConfigError("a cloud url must not hold credentials or a query; put the API key "
+                          "in an environment variable named by api_key_env")
+    if parts.fragment:
+        raise ConfigError("a cloud url must not have a #fragment")
+    return url.rstrip("/")
+
+
+def validate_env_name(name: object) -> str:
+    """An environment variable name, or empty for none."""
+    if not isinstance(name, str) or (name and not _ENV_NAME.fullmatch(name)):
+        raise ConfigError("api_key_env must be an environment variable name like OPENAI_API_KEY")
+    return name
+
+
+def _amount(value: float) -> float:
+    if value < 0.0:
+        raise ValueError("must not be negative")
+    return value
+
+
+def _seconds(value: float) -> float:
+    if not 0.0 < value <= MAX_TIMEOUT_S:
+        raise ValueError(f"must be more than 0 and at most {MAX_TIMEOUT_S:g} seconds")
+    return value
+
+
 #: Extra checks per (section, key), beyond the type.
 _CHECKS: dict[tuple[str, str], typing.Callable[[Any], Any]] = {
     ("node", "name"): validate_name,
@@ -181,10 +318,44 @@ _CHECKS: dict[tuple[str, str], typing.Callable[[Any], Any]] = {
     ("models", "context"): _at_least(1),
     ("models", "threads"): _at_least(0),
     ("models", "gpu_layers"): _at_least(-1),
+    ("cloud", "name"): validate_cloud_name,
+    ("cloud", "url"): validate_cloud_url,
+    ("cloud", "model"): validate_model_name,
+    ("cloud", "price_in"): _amount,
+    ("cloud", "price_out"): _amount,
+    ("cloud", "api_key_env"): validate_env_name,
+    ("cloud", "timeout"): _seconds,
+    ("cloud", "daily_budget"): _amount,
+    ("cloud", "monthly_budget"): _amount,
 }
 
 
-def _convert(hint: Any, value: Any, key: str) -> Any:
+def _unit_interval(value: float) -> float:
+    if not 0.0 <= value <= 1.0:
+        raise ValueError("must be between 0 and 1")
+    return value
+
+
+_CHECKS.update(
+    {
+        (f"trust.{tier}", part): _unit_interval
+        for tier in ("personal", "friend", "edge")
+        for part in ("base", "certification", "jurisdiction", "privacy")
+    }
+)
+_CHECKS.update({("cloud", "trust"): _unit_interval, ("cloud", "privacy"): _unit_interval})
+
+
+def _convert(hint: Any, value: Any, key: str, section: str = "") -> Any:
+    if dataclasses.is_dataclass(hint):
+        return _section(f"{section}.{key}", hint, value)
+    if typing.get_origin(hint) is types.UnionType:  # ``T | None``: absent from TOML means None
+        (inner,) = (arg for arg in typing.get_args(hint) if arg is not type(None))
+        return _convert(inner, value, key, section)
+    if hint is float:
+        if type(value) not in (int, float) or not math.isfinite(value):
+            raise _Problem(key, "expected a number")
+        return float(value)
     if typing.get_origin(hint) is tuple:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise _Problem(key, "expected a list of strings")
@@ -206,7 +377,7 @@ def _section(name: str, cls: type, table: Any) -> Any:
     for key, value in table.items():
         if key not in known:
             raise _Problem(key, f"unknown key [{name}].{key}; remove it (known: {sorted(known)})")
-        converted = _convert(hints[key], value, key)
+        converted = _convert(hints[key], value, key, name)
         check = _CHECKS.get((name, key))
         if check is not None:
             try:

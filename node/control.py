@@ -31,6 +31,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from islandrun.protocol.errors import IslandRunError
+
 from .errors import NodeError, NodeNotRunning
 
 SOCKET_NAME = "control.sock"
@@ -52,19 +54,28 @@ def _not_running(home: Path) -> NodeNotRunning:
 
 def get(home: Path, path: str, *, timeout: float = 5.0) -> Any:
     """GET ``path`` from the node running for ``home``; JSON result."""
+    return _call(home, "GET", path, None, timeout)
+
+
+def post(home: Path, path: str, body: dict[str, Any], *, timeout: float = 30.0) -> Any:
+    """POST ``body`` to ``path`` on the node running for ``home``; JSON result."""
+    return _call(home, "POST", path, body, timeout)
+
+
+def _call(home: Path, method: str, path: str, body: dict[str, Any] | None, timeout: float) -> Any:
     sock = socket_path(home)
     if not sock.exists():
         raise _not_running(home)
     transport = httpx.HTTPTransport(uds=str(sock))
     try:
         with httpx.Client(transport=transport, base_url="http://node", timeout=timeout) as client:
-            response = client.get(path)
+            response = client.request(method, path, json=body)
     except (httpx.ConnectError, httpx.RemoteProtocolError):
         raise _not_running(home) from None
     except httpx.TimeoutException:
         raise NodeError(f"the node for {home} did not answer within {timeout:.0f} s") from None
     if response.status_code != 200:
-        raise NodeError(f"the node refused {path}: {response.json().get('error', 'unknown')}")
+        raise NodeError(response.json().get("error", f"the node refused {path}"))
     return response.json()
 
 
@@ -115,7 +126,10 @@ def build_app(routes: dict[str, Handler]) -> Starlette:
 
     def endpoint(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         async def call(request: Request) -> Response:
-            result = await handler(request)
+            try:
+                result = await handler(request)
+            except IslandRunError as exc:  # the CLI prints it as it is
+                return JSONResponse({"error": str(exc)}, status_code=400)
             if isinstance(result, AsyncIterator):
                 lines = (json.dumps(item) + "\n" async for item in result)
                 return StreamingResponse(lines, media_type="application/x-ndjson")

@@ -25,6 +25,7 @@ import contextlib
 import ipaddress
 import logging
 import random
+import secrets
 import signal
 import time
 import uuid
@@ -62,20 +63,20 @@ from .home import PersistentSequence, write_private
 from .identity import Identity
 from .lighthouse import IslandView, Membership, seal_advert
 from .lighthouse_config import LAN, LighthouseConfig
+from .pairing_service import PairingService
+from .pairing_store import PairingStore
 from .ratelimit import RateLimitConfig, RateLimiter
 from .shipping import IslandFailed, ShippingConfig, serve_request, ship_request
 from .tide import FixedLoad, Load, NoGpu, PsutilBattery, Tide
 from .tide_capacity import TideConfig
 from .waves import RoutePolicy
-from .waves_inputs import IslandKind, IslandSnapshot
+from .waves_inputs import IslandSnapshot
 
 log = logging.getLogger("islandrun.node")
 
 CACHE_FILE = "islands.cache"
 #: How often the island list is written to the cache while running (s).
 CACHE_INTERVAL = 10.0
-#: The owner's own devices: fully trusted, and no sanitization between them.
-PERSONAL = TrustRecord(kind=IslandKind.PERSONAL, trust=1.0, privacy=1.0)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -104,10 +105,14 @@ class Node:
         self.sealer = ident.sealer()
         self.sequence = PersistentSequence(home)
         self.advertiser = Advertiser(options.lighthouse)
-        self.allowed = frozenset(cfg.mesh.allow)
+        self.changed = trio.Event()  # set to wake the advertiser early
+        self.pairing = PairingService(
+            ident, cfg, PairingStore(home), shipping=options.shipping,
+            on_revoked=self._revoked, on_paired=lambda _: self.changed.set(),
+            rng=secrets.SystemRandom(),
+        )
         self.membership = self._load_cache()
         self.transport: Transport | None = None
-        self.changed = trio.Event()  # set to wake the advertiser early
         self.audit_log = AuditLog(home)
         self.latency = LatencyBook()
         self.dispatcher = Dispatcher(
@@ -121,7 +126,11 @@ class Node:
         self.cached_islands = tuple(island_snapshots(self.membership.snapshot(), self))
 
     def is_allowed(self, device_id: str) -> bool:
-        return device_id in self.allowed
+        """Paired (or listed in ``[mesh].allow``) and not revoked: read live."""
+        return self.pairing.is_allowed(device_id)
+
+    def _revoked(self, device_id: str) -> None:
+        self.membership.revoke(device_id)
 
     def accepts_gossip(self, topic: str, origin: str, data: bytes) -> bool:
         """Gossip check before delivery or relay: adverts must be validly
@@ -200,9 +209,10 @@ class Node:
     # -- requests ------------------------------------------------------------
 
     def lookup(self, device_id: str) -> TrustRecord | None:
-        """The owner's trust in a device. Until pairing exists, every device
-        listed in ``[mesh].allow`` is one of the owner's own (personal tier)."""
-        return PERSONAL if device_id in self.allowed else None
+        """The owner's trust in a device: its pairing tier and the owner's
+        scores for it (devices listed in ``[mesh].allow`` count as personal)."""
+        found = self.pairing.scores(device_id)
+        return None if found is None else TrustRecord(*found)
 
     def islands(self, peer: str | None) -> list[IslandSnapshot]:
         """This device and the trusted islands LIGHTHOUSE knows, for WAVES."""
@@ -303,6 +313,7 @@ class Node:
                 self.options.executor,
                 is_allowed=self.is_allowed,
                 config=self.options.shipping,
+                others=self.pairing.handlers(),
             )
         finally:
             self.tide.end_request()
@@ -391,6 +402,7 @@ async def discovery_loop(node: Node, transport: Transport) -> None:
         node.identity.device_id, port, announce_ips=ips, interfaces=None if everywhere else ips
     ) as mdns:
         async for found in mdns.found():
+            node.pairing.lan[found.device_id] = found.addresses  # for short-code pairing
             if not node.is_allowed(found.device_id) or found.device_id in transport.connected():
                 continue
             for address in found.addresses:
@@ -416,7 +428,27 @@ def control_routes(node: Node) -> dict[str, control.Handler]:
         body = await request.json()
         return _ask_events(node, body)
 
-    return {"/status": status, "/peers": peers, "/ask": ask}
+    async def invite(request: Request) -> Any:
+        body = await request.json()
+        return node.pairing.invite(
+            str(body.get("tier", "personal")), float(body.get("expires", 600)),
+            bool(body.get("short", False)),
+        )
+
+    async def join(request: Request) -> Any:
+        body = await request.json()
+        return await node.pairing.join(body.get("code"), body.get("short"), body.get("address"))
+
+    async def pair_list(_: Request) -> Any:
+        return node.pairing.list()
+
+    async def revoke(request: Request) -> Any:
+        return await node.pairing.revoke(str((await request.json()).get("device", "")))
+
+    return {
+        "/status": status, "/peers": peers, "/ask": ask, "/pair/invite": invite,
+        "/pair/join": join, "/pair/list": pair_list, "/pair/revoke": revoke,
+    }
 
 
 async def _ask_events(node: Node, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
@@ -494,9 +526,10 @@ async def run_node(
                 ),
                 rng=random.Random(), bootstrap=bootstrap, accepts=node.accepts_gossip,
             ) as transport:
-                node.transport = transport
+                node.transport = node.pairing.transport = transport
                 transport.serve(node.handle_stream)
                 async with trio.open_nursery() as loops:
+                    node.pairing.nursery = loops
                     loops.start_soon(advertise_loop, node, transport)
                     loops.start_soon(gossip_loop, node, transport)
                     loops.start_soon(liveness_loop, node)

@@ -29,8 +29,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import trio
 
@@ -105,18 +106,37 @@ async def ship_request(
         raise IslandFailed(f"island sent invalid data: {exc}") from None
 
 
-class _Reply:
-    """Sends sealed replies to one client, one at a time, noting when."""
+class Session:
+    """A sealed conversation with the peer at the other end of one stream.
 
-    def __init__(self, stream: MessageStream, sealer: Sealer, client_key: bytes) -> None:
-        self._stream, self._sealer, self._key = stream, sealer, client_key
+    Every message is sealed to the peer's key (its device id) and opened with
+    that key expected, so only that device can read what we send and
+    anything else it sends is refused. Sends are serialised (chunks and
+    keepalives come from different tasks); ``last_sent`` drives keepalives.
+    """
+
+    def __init__(self, stream: MessageStream, sealer: Sealer, config: ShippingConfig) -> None:
+        self.stream, self._sealer, self._config = stream, sealer, config
+        self.peer = stream.peer
+        self.peer_key = public_key_from_device_id(stream.peer)
         self._lock = trio.Lock()
         self.last_sent = trio.current_time()
 
     async def send(self, message: m.Message) -> None:
         async with self._lock:
-            await self._stream.send(self._sealer.seal(self._key, m.encode(message)))
+            await self.stream.send(self._sealer.seal(self.peer_key, m.encode(message)))
             self.last_sent = trio.current_time()
+
+    async def receive(self) -> m.Message:
+        """The next message, within the read deadline (``trio.TooSlowError``)."""
+        with trio.fail_after(self._config.read_timeout):
+            data = await self.stream.receive()
+        _, payload = self._sealer.open(data, expected_sender=self.peer_key)
+        return m.decode(payload)
+
+
+#: Handles a stream whose first message is not an inference request.
+OtherHandler = Callable[[Session, Any], Awaitable[None]]
 
 
 async def serve_request(
@@ -127,38 +147,58 @@ async def serve_request(
     is_allowed: Callable[[str], bool],
     config: ShippingConfig = ShippingConfig(),
     wall_clock: Callable[[], float] = time.time,
+    others: Mapping[type, OtherHandler] | None = None,
 ) -> None:
-    """Handle one inbound request stream on the island side.
+    """Handle one inbound stream on the island side.
 
-    Never raises for anything the client did: refusals go back as
-    :class:`ErrorMessage`, a client that vanishes just ends the handler.
+    The first (sealed) message says what the stream is for: an
+    :class:`~m.InferenceRequest` runs on ``executor`` if its sender is paired;
+    any other message type goes to its handler in ``others`` (pairing, which
+    by nature comes from devices not paired yet). Never raises for anything
+    the peer did: refusals go back as :class:`ErrorMessage`, a peer that
+    vanishes just ends the handler.
     """
-    client_key = public_key_from_device_id(stream.peer)
-    reply = _Reply(stream, sealer, client_key)
+    session = Session(stream, sealer, config)
     try:
-        with trio.fail_after(config.read_timeout):
-            data = await stream.receive()
-        if not is_allowed(stream.peer):
-            await reply.send(m.ErrorMessage(code="not_paired", message="this device is not paired"))
-            return
-        _, payload = sealer.open(data, expected_sender=client_key)
-        request = m.decode_as(payload, m.InferenceRequest)
+        message = await session.receive()
     except (trio.TooSlowError, PeerUnavailable, StreamClosed):
         return
     except IslandRunError as exc:
-        await _try_send(reply, m.ErrorMessage(code="bad_request", message=str(exc)[:512]))
+        await _try_send(session, m.ErrorMessage(code="bad_request", message=str(exc)[:512]))
         return
-    remaining = request.deadline - wall_clock()
+    if not isinstance(message, m.InferenceRequest):
+        await _serve_other(session, message, others or {})
+        return
+    if not is_allowed(stream.peer):
+        await _try_send(session, _error(message, "not_paired", "this device is not paired"))
+        return
+    remaining = message.deadline - wall_clock()
     if remaining <= 0:
-        await _try_send(reply, _error(request, "deadline", "the request's deadline has passed"))
+        await _try_send(session, _error(message, "deadline", "the request's deadline has passed"))
         return
-    await _run(request, executor, reply, stream, config, remaining)
+    await _run(message, executor, session, stream, config, remaining)
+
+
+async def _serve_other(
+    session: Session, message: m.Message, others: Mapping[type, OtherHandler]
+) -> None:
+    handler = others.get(type(message))
+    if handler is None:
+        unexpected = f"unexpected {type(message).__name__}"
+        await _try_send(session, m.ErrorMessage(code="bad_request", message=unexpected))
+        return
+    try:
+        await handler(session, message)
+    except (trio.TooSlowError, PeerUnavailable, StreamClosed):
+        return
+    except IslandRunError as exc:
+        await _try_send(session, m.ErrorMessage(code="refused", message=str(exc)[:512]))
 
 
 async def _run(
     request: m.InferenceRequest,
     executor: Executor,
-    reply: _Reply,
+    reply: Session,
     stream: MessageStream,
     config: ShippingConfig,
     remaining: float,
@@ -192,7 +232,7 @@ class _Coalescer:
     MAX_BATCH = 16 * 1024
     QUEUE = 1024
 
-    def __init__(self, reply: _Reply, request_id: str, scope: trio.CancelScope) -> None:
+    def __init__(self, reply: Session, request_id: str, scope: trio.CancelScope) -> None:
         self._reply, self._request_id, self._scope = reply, request_id, scope
         self._send, self._receive = trio.open_memory_channel[str](self.QUEUE)
         self._index = 0
@@ -252,7 +292,7 @@ def _error(request: m.InferenceRequest, code: str, message: str) -> m.ErrorMessa
     return m.ErrorMessage(request_id=request.request_id, code=code, message=message)
 
 
-async def _try_send(reply: _Reply, message: m.Message) -> bool:
+async def _try_send(reply: Session, message: m.Message) -> bool:
     try:
         await reply.send(message)
     except (PeerUnavailable, StreamClosed):
@@ -261,7 +301,7 @@ async def _try_send(reply: _Reply, message: m.Message) -> bool:
 
 
 async def _keepalive(
-    reply: _Reply, request_id: str, config: ShippingConfig, scope: trio.CancelScope
+    reply: Session, request_id: str, config: ShippingConfig, scope: trio.CancelScope
 ) -> None:
     while True:
         await trio.sleep_until(reply.last_sent + config.keepalive_interval)

@@ -77,6 +77,7 @@ class Constraint(enum.Enum):
     BATTERY = "battery"
     LATENCY = "latency"
     COST = "cost"
+    BUDGET = "spend budget"  # the owner's daily / monthly ceiling for a paid island
 
 
 class Fallback(enum.Enum):
@@ -269,6 +270,8 @@ def _screen(
             why = Constraint.LATENCY
         elif island.price_per_request + island.price_per_token * tokens > max_cost:
             why = Constraint.COST
+        elif island.budget_left is not None and island.cost_of(tokens) > island.budget_left:
+            why = Constraint.BUDGET
         else:
             eligible.append(island)
             continue
@@ -409,6 +412,9 @@ def _detail(why: Constraint, island: IslandSnapshot, d: Decision) -> str:
         return f"expected {island.expected_latency_ms:.0f} ms > budget {request.max_latency_ms} ms"
     if why is Constraint.COST:
         return f"cost {island.cost_of(request.tokens):.4f} > budget {request.max_cost}"
+    if why is Constraint.BUDGET:
+        return (f"cost {island.cost_of(request.tokens):.4f} > {island.budget_left:.4f} left "
+                "of its daily / monthly spend ceiling")
     return "not reachable"
 
 

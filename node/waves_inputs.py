@@ -90,6 +90,9 @@ class IslandSnapshot:
     latency_ms: float = 0.0  # expected time to answer one request when idle
     price_per_request: float = 0.0  # in the user's currency
     price_per_token: float = 0.0
+    # What is left of the owner's spend ceiling for this island (HORIZON's
+    # daily / monthly budgets), in the user's currency; None: no ceiling.
+    budget_left: float | None = None
     alive: bool = True  # LIGHTHOUSE liveness
     is_local: bool = False  # this device
     # Extra per-island figures for plug-in objectives, e.g. {"carbon_g_per_kwh": 120}.
@@ -108,6 +111,8 @@ class IslandSnapshot:
             _unit(owner, unit, getattr(self, unit))
         for amount in ("latency_ms", "price_per_request", "price_per_token"):
             _non_negative(owner, amount, getattr(self, amount))
+        if self.budget_left is not None:
+            _non_negative(owner, "budget_left", self.budget_left)
         _check(owner, "in_flight", isinstance(self.in_flight, int) and self.in_flight >= 0,
                "an integer >= 0", self.in_flight)
         if self.battery_pct is not None:

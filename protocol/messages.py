@@ -50,6 +50,8 @@ class MsgType(enum.IntEnum):
     REVOCATION = 10
     INTRODUCTION = 11
     KEEPALIVE = 12
+    PAKE_START = 13
+    PAKE_REPLY = 14
 
 
 class Tier(enum.Enum):
@@ -246,6 +248,24 @@ class PairWelcome(_Validated):
 
 
 @dataclass(**_FROZEN)
+class PakeStart(_Validated):
+    """A joiner with a short human code opens SPAKE2 (no secret crosses)."""
+
+    nameplate: str = spec(max_len=8)
+    device_id: str = spec(max_len=128)
+    name: str = spec(max_len=128)
+    spake: bytes = spec(max_len=128)
+
+
+@dataclass(**_FROZEN)
+class PakeReply(_Validated):
+    """The inviter's SPAKE2 message, and which invite the code belongs to."""
+
+    invite_id: bytes = spec(max_len=32)
+    spake: bytes = spec(max_len=128)
+
+
+@dataclass(**_FROZEN)
 class PairReject(_Validated):
     reason: str = spec(max_len=256)
 
@@ -279,6 +299,8 @@ Message = (
     | PairJoin
     | PairWelcome
     | PairReject
+    | PakeStart
+    | PakeReply
     | Revocation
     | Introduction
 )
@@ -296,6 +318,8 @@ _TYPES: dict[MsgType, type] = {
     MsgType.PAIR_REJECT: PairReject,
     MsgType.REVOCATION: Revocation,
     MsgType.INTRODUCTION: Introduction,
+    MsgType.PAKE_START: PakeStart,
+    MsgType.PAKE_REPLY: PakeReply,
 }
 _TAGS: dict[type, MsgType] = {cls: tag for tag, cls in _TYPES.items()}
 

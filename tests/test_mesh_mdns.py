@@ -77,8 +77,8 @@ def test_nodes_in_two_namespaces_find_each_other_over_mdns(tmp_path: Path) -> No
         ids = [n.device_id for n in nodes]
         try:
             for node, ip in zip(nodes, SUBNET_IPS, strict=True):
-                node.configure(ids, listen=f"/ip4/{ip}/tcp/0", mdns=True)
-                node.start()
+                node.configure(ids, mdns=True)
+                node.start("--listen", f"/ip4/{ip}/tcp/0")
             east, west = nodes
             wait_until(lambda: sees_alive(east, west), 30, "east to find west over mDNS")
             wait_until(lambda: sees_alive(west, east), 30, "west to find east over mDNS")

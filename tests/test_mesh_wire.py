@@ -9,9 +9,12 @@ seq. U is not paired at all and publishes a perfectly valid advert of its
 own. A must list M with its one valid advert only, never P, never U, and
 keep answering.
 
-A runs with ``-v``: its log line for each refused advert is how the test
-knows every injected advert reached A's table logic, so the absence of an
-effect is not just a message that never arrived.
+How the test knows each injected advert reached A, so that "no effect" is
+not just a message that never arrived: every advert refused for its
+envelope or content carries a seq above that of M's valid advert, and is
+published before it -- had any been accepted, the valid one would be stale
+and never listed. Replays (older seq, same seq) can only be caught by the
+table, and A (run with ``-v``) logs each refusal; the test waits for those.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ import pytest
 import trio
 from nacl.signing import SigningKey
 
-from islandrun.node.lighthouse import AdvertRejectReason, seal_advert
+from islandrun.node.lighthouse import seal_advert
 from islandrun.protocol import envelope
 from islandrun.protocol.errors import RejectReason
 from islandrun.protocol.ids import device_id_from_public_key, short_id
@@ -149,12 +152,12 @@ async def test_forged_replayed_expired_tampered_and_unpaired_adverts_never_enter
     a_address = await trio.to_thread.run_sync(lambda: a.address)
     a_id = a_address.rsplit("/", 1)[1]
 
-    def only_a(device: str) -> bool:
-        return device == a_id
+    def anyone(_: str) -> bool:  # the attackers' own transports take any gossip
+        return True
 
     async with (
-        open_libp2p_transport(m_key, only_a, rng=random.Random(1), bootstrap=[a_address]) as m,
-        open_libp2p_transport(u_key, only_a, rng=random.Random(2), bootstrap=[a_address]) as u,
+        open_libp2p_transport(m_key, anyone, rng=random.Random(1), bootstrap=[a_address]) as m,
+        open_libp2p_transport(u_key, anyone, rng=random.Random(2), bootstrap=[a_address]) as u,
     ):
         # U, unpaired: once U and A share a gossip mesh, a valid self-signed advert.
         await wait_for_gossip_from(u, a_id)
@@ -183,20 +186,8 @@ async def test_forged_replayed_expired_tampered_and_unpaired_adverts_never_enter
             seal(m_key, advert(m_key, "m-older"), 1500),
             seal(m_key, advert(m_key, "m-same-seq"), 2000),
         ])
-        expected = Counter(str(r) for r in (
-            RejectReason.MALFORMED,
-            AdvertRejectReason.ADVERT_SIGNER_MISMATCH,
-            RejectReason.SIGNER_MISMATCH,
-            RejectReason.BAD_SIGNATURE,
-            RejectReason.EXPIRED,
-            RejectReason.WRONG_DOMAIN,
-            RejectReason.STALE_SEQ,
-            RejectReason.STALE_SEQ,
-            RejectReason.CONFLICTING_SEQ,
-        ))
-        seen = await until(lambda: refusals(a, m_id) >= expected and refusals(a, m_id),
-                           "A to refuse every bad advert from M")
-        assert seen == expected
+        replays = Counter({str(RejectReason.STALE_SEQ): 2, str(RejectReason.CONFLICTING_SEQ): 1})
+        await until(lambda: refusals(a, m_id) >= replays, "A to refuse M's replayed adverts")
 
     peers = await trio.to_thread.run_sync(a.peers_json)
     assert [p["device_id"] for p in peers] == [m_id]  # never P, never U

@@ -58,6 +58,8 @@ ALL = [
         device_id="d", name="n", public_key=b"k" * 32, tier=m.TrustTier.FRIEND, proof=b"p"
     ),
     m.PairReject(reason="expired"),
+    m.PakeStart(nameplate="abcd", device_id="d", name="n", spake=b"x" * 33),
+    m.PakeReply(invite_id=b"i" * 16, spake=b"y" * 33),
     m.Revocation(device_id="d", revoked_at=5.0),
     m.Introduction(device_id="d", name="n", public_key=b"k" * 32, tier=m.TrustTier.PERSONAL),
 ]
