@@ -113,6 +113,8 @@ class ModelSection:
 #: "Trust = 0.3-0.5"; its examples use 0.4). MIST sanitises everything sent there.
 CLOUD_TRUST = 0.4
 CLOUD_PRIVACY = 0.4
+#: Device ids of cloud islands are this prefix and the cloud's name.
+CLOUD_ID_PREFIX = "cloud:"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -147,6 +149,11 @@ class CloudSection:
     #: Spend ceilings per calendar day and month (currency); absent: none.
     daily_budget: float | None = None
     monthly_budget: float | None = None
+
+    @property
+    def device_id(self) -> str:
+        """The island's id for WAVES, the audit log and the dispatcher."""
+        return CLOUD_ID_PREFIX + self.name
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -388,7 +395,8 @@ def _section(name: str, cls: type, table: Any) -> Any:
     try:
         return cls(**values)
     except TypeError:
-        missing = sorted(f.name for f in dataclasses.fields(cls) if f.name not in values)
+        missing = sorted(f.name for f in dataclasses.fields(cls) if f.name not in values
+                         and f.default is f.default_factory is dataclasses.MISSING)
         raise _Problem(name, f"[{name}] is missing {', '.join(missing)}") from None
 
 

@@ -9,7 +9,7 @@ holds the API key, spend ceilings). Any OpenAI-compatible server can be one:
 a hosted API, vLLM, Ollama, llama-cpp-python's server.
 
 - :func:`cloud_snapshots` shows them to WAVES as islands of kind CLOUD with
-  device id ``cloud:NAME``, a per-token price and what is left of their
+  device id ``cloud:NAME`` (``CloudSection.device_id``), a per-token price and what is left of their
   spend ceilings (``budget_left``), so WAVES keeps to the budgets.
 - :class:`HorizonExecutor` runs one request on one cloud: ``POST
   {url}/chat/completions`` with ``stream: true``, deltas streamed to the
@@ -74,8 +74,6 @@ from .waves_inputs import IslandKind, IslandSnapshot
 
 log = logging.getLogger(__name__)
 
-#: Device ids of cloud islands start with this (then the cloud's name).
-DEVICE_PREFIX = "cloud:"
 #: Expected time for a cloud API to answer one request (ms), for WAVES's
 #: latency objective: a WAN round trip plus a loaded provider's queue.
 CLOUD_LATENCY_MS = 800.0
@@ -125,10 +123,6 @@ class RetryPolicy:
         return wait if asked is None else max(wait, asked)
 
 
-def device_id(cloud: CloudSection) -> str:
-    return DEVICE_PREFIX + cloud.name
-
-
 def budget_of(cloud: CloudSection) -> Budget:
     return Budget(daily=cloud.daily_budget, monthly=cloud.monthly_budget)
 
@@ -144,7 +138,7 @@ def cloud_snapshots(
     """WAVES's view of the owner's cloud islands at ``now`` (Unix seconds)."""
     return [
         IslandSnapshot(
-            device_id=device_id(cloud),
+            device_id=cloud.device_id,
             name=cloud.name,
             kind=IslandKind.CLOUD,
             privacy=cloud.privacy,
@@ -386,7 +380,7 @@ class Horizon:
         self._save_lock = trio.Lock()
         rng = rng or random.Random()
         self._executors = {
-            device_id(cloud): HorizonExecutor(
+            cloud.device_id: HorizonExecutor(
                 cloud, self._client, self.ledger, wall_clock=wall_clock, retry=retry,
                 rng=rng, sleep=sleep, env=env, on_spend=self._save,
             )

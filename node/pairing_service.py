@@ -217,8 +217,14 @@ class PairingService:
             raise PairingError("the other device did not answer in time") from None
         except PairingError:
             raise
-        except IslandRunError as exc:
-            raise PairingError(f"could not reach the inviting device: {exc}") from None
+        except IslandRunError:
+            # libp2p dials /p2p/<id>: its Noise handshake refuses any other key,
+            # so "unreachable" includes "a different device answered there".
+            raise PairingError(
+                f"no device with the key named in the code ({short_id(device_id)}) answered at "
+                f"{len(addresses)} address(es): it is offline, or a different device answered "
+                "there (possible man-in-the-middle); pairing aborted, nothing was stored"
+            ) from None
 
     async def _revoke_here(self, device_id: str) -> None:
         self.store.revoke(device_id, time.time())

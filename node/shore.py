@@ -196,14 +196,28 @@ class _End:
     result: outcome.Outcome[str]
 
 
-class _TokenCounter:
-    """A llama.cpp logits processor that only counts: prompt and sampled tokens."""
+class _Stopped(Exception):
+    """Raised inside llama.cpp's sampling loop to end a cancelled generation."""
 
-    def __init__(self) -> None:
+
+class _Steering:
+    """A llama.cpp logits processor: called before every sampled token, it
+    counts prompt and completion tokens and ends the generation once ``stop``
+    is set.
+
+    Checking here, not only between streamed chunks, matters: llama-cpp-python
+    holds text back while it ends in an incomplete UTF-8 sequence, and a
+    (random, or unlucky) model can generate many tokens without yielding.
+    """
+
+    def __init__(self, stop: threading.Event) -> None:
+        self.stop = stop
         self.prompt = 0
         self.completion = 0
 
     def __call__(self, input_ids: np.ndarray, scores: np.ndarray) -> np.ndarray:
+        if self.stop.is_set():
+            raise _Stopped
         if self.completion == 0:
             self.prompt = len(input_ids)
         self.completion += 1
@@ -212,7 +226,8 @@ class _TokenCounter:
 
 async def _generate(llm: Any, name: str, request: InferenceRequest, emit: Emit) -> Usage:
     """Stream one chat completion from ``llm`` into ``emit``; cancellable."""
-    counter = _TokenCounter()
+    stop = threading.Event()
+    counter = _Steering(stop)
     chunks = partial(
         llm.create_chat_completion,
         messages=[{"role": m.role.value, "content": m.content} for m in request.messages],
@@ -228,7 +243,6 @@ async def _generate(llm: Any, name: str, request: InferenceRequest, emit: Emit) 
         with contextlib.suppress(trio.RunFinishedError):
             token.run_sync_soon(send.send_nowait, item)
 
-    stop = threading.Event()
     work = partial(_worker, chunks, deliver, stop, request.max_tokens)
     trio.lowlevel.start_thread_soon(work, lambda result: deliver(_End(result)), name="shore")
     ended = False
@@ -268,6 +282,8 @@ def _worker(
             finish = choice.get("finish_reason") or finish
             if stop.is_set() or sent >= limit:
                 break
+    except _Stopped:
+        pass  # cancelled mid-token; the caller no longer wants a result
     finally:
         stream.close()  # ends llama-cpp-python's generator: no further tokens
     return finish

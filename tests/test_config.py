@@ -65,3 +65,80 @@ def test_initial_config_round_trips(tmp_path: Path) -> None:
     cfg = config.load_config(tmp_path)
     assert cfg.node.name == "phone" and cfg.mesh.allow == (ID,) and not cfg.mesh.mdns
     assert (tmp_path / "config.toml").stat().st_mode & 0o777 == 0o600
+
+
+CLOUD_TEXT = """[node]
+name = "laptop"
+
+[[cloud]]
+name = "openai"
+url = "https://api.openai.com/v1/"
+model = "gpt-4o-mini"
+price_in = 0.15
+price_out = 1
+api_key_env = "OPENAI_API_KEY"
+daily_budget = 2
+
+[[cloud]]
+name = "ollama"
+url = "http://127.0.0.1:11434/v1"
+model = "llama3.2"
+trust = 0.5
+privacy = 0.3
+"""
+
+
+def test_cloud_islands() -> None:
+    openai, ollama = config.parse_config(CLOUD_TEXT, P).cloud
+    assert openai == config.CloudSection(
+        name="openai", url="https://api.openai.com/v1", model="gpt-4o-mini", price_in=0.15,
+        price_out=1.0, api_key_env="OPENAI_API_KEY", daily_budget=2.0,
+    )
+    assert (openai.trust, openai.privacy, openai.monthly_budget) == (0.4, 0.4, None)  # cloud tier
+    assert openai.device_id == "cloud:openai" and isinstance(openai.price_out, float)
+    assert (ollama.trust, ollama.privacy, ollama.api_key_env) == (0.5, 0.3, "")
+
+
+def _cloud(line: str) -> str:
+    """A config with one cloud entry, ``line`` replacing the base line of its key."""
+    base = {"name": '"c"', "url": '"https://x.io"', "model": '"m"'}
+    key, _, value = line.partition(" = ")
+    lines = [f"{k} = {v}" for k, v in (base | {key: value}).items()]
+    return '[node]\nname = "a"\n[[cloud]]\n' + "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize(
+    ("line", "words"),
+    [
+        ("trust = 1.5", "[cloud].trust: must be between 0 and 1"),
+        ("privacy = -0.1", "[cloud].privacy: must be between 0 and 1"),
+        ("price_in = -1", "[cloud].price_in: must not be negative"),
+        ("price_out = nan", "expected a number"),
+        ("daily_budget = true", "expected a number"),
+        ("monthly_budget = -5", "[cloud].monthly_budget: must not be negative"),
+        ("timeout = 0", "[cloud].timeout: must be more than 0"),
+        ('api_key_env = "sk-123"', "environment variable name"),
+        ('url = "ftp://x.io"', "http:// or https://"),
+        ('url = "https://user:sk-secret@x.io"', "must not hold credentials"),
+        ('url = "https://x.io/v1?key=sk-secret"', "must not hold credentials or a query"),
+        ('url = "https://x.io:99999"', "https://host[:port]/path"),
+        ('name = "a b"', "letters, digits"),
+        ("api_key = 3", "unknown key [cloud].api_key"),
+    ],
+)
+def test_cloud_errors_name_line_and_fix(line: str, words: str) -> None:
+    text = _cloud(line)
+    line_no = text.splitlines().index(line) + 1
+    with pytest.raises(ConfigError) as info:
+        config.parse_config(text, P)
+    assert words in str(info.value)
+    assert "sk-secret" not in str(info.value) and "sk-123" not in str(info.value)
+    assert str(info.value).startswith(f"config.toml:{line_no}:")
+
+
+def test_cloud_needs_url_and_model_and_unique_names() -> None:
+    with pytest.raises(ConfigError, match=r"\[cloud\] is missing model, url"):
+        config.parse_config('[node]\nname = "a"\n[[cloud]]\nname = "c"\n', P)
+    twice = _cloud('model = "m"') + '[[cloud]]\nname = "c"\nurl = "http://y"\nmodel = "m"\n'
+    with pytest.raises(ConfigError, match=r"config.toml:8: .*name 'c' appears twice"):
+        config.parse_config(twice, P)

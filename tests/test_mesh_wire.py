@@ -9,12 +9,12 @@ seq. U is not paired at all and publishes a perfectly valid advert of its
 own. A must list M with its one valid advert only, never P, never U, and
 keep answering.
 
-How the test knows each injected advert reached A, so that "no effect" is
-not just a message that never arrived: every advert refused for its
-envelope or content carries a seq above that of M's valid advert, and is
-published before it -- had any been accepted, the valid one would be stale
-and never listed. Replays (older seq, same seq) can only be caught by the
-table, and A (run with ``-v``) logs each refusal; the test waits for those.
+Why "no effect" is not just a message that never arrived: the adverts
+refused for their envelope or content travel on the same gossip stream just
+before M's valid advert, which A must list; and each carries a seq above the
+valid one's, so had any been accepted the valid one would be stale and never
+listed. Replays (older seq, same seq) only the table can catch; A (run with
+``-v``) logs each refusal, and the test waits for those lines.
 """
 
 from __future__ import annotations

@@ -164,8 +164,8 @@ async def test_one_generation_at_a_time_per_model(tiny_model: Path) -> None:
     async with trio.open_nursery() as nursery:
         nursery.start_soon(shore.run, request(max_tokens=12), tagged("a"))
         nursery.start_soon(shore.run, request(max_tokens=12), tagged("b"))
-    assert order == sorted(order)  # all of one answer, then all of the other
-    assert set(order) == {"a", "b"}
+    switches = sum(x != y for x, y in zip(order, order[1:], strict=False))
+    assert switches == 1  # all of one answer, then all of the other
 
 
 async def test_unknown_model_lists_what_the_island_has(tiny_model: Path) -> None:
@@ -178,7 +178,7 @@ async def test_unknown_model_lists_what_the_island_has(tiny_model: Path) -> None
 
 async def test_missing_and_broken_model_files(tmp_path: Path) -> None:
     missing = Shore([spec(tmp_path / "gone.gguf")])
-    with pytest.raises(ModelLoadFailed, match="does not exist.*models remove tiny"):
+    with pytest.raises(ModelLoadFailed, match=r"does not exist.*models remove tiny"):
         await missing.run(request(), Recorder())
     junk = tmp_path / "junk.gguf"
     junk.write_bytes(b"GGUF" + bytes(100))
@@ -231,7 +231,7 @@ async def test_mesh_streams_real_generation_and_client_cancel_stops_it(tiny_mode
         async with client.open_stream(ISLAND) as stream:
             end = await ship_request(stream, Sealer(CLIENT_KEY), request(max_tokens=16), emit)
         assert "".join(emit.chunks).strip() and 1 <= end.completion_tokens <= 16
-        with pytest.raises(RequestRefused, match="unknown_model|cannot run model"):
+        with pytest.raises(RequestRefused, match=r"\(failed\).*cannot run model .nope."):
             async with client.open_stream(ISLAND) as stream:
                 await ship_request(stream, Sealer(CLIENT_KEY), request(model="nope"), emit)
 
@@ -243,4 +243,4 @@ async def test_mesh_streams_real_generation_and_client_cancel_stops_it(tiny_mode
         with trio.fail_after(5):  # the island notices, stops and frees the model
             usage = await shore.run(request(max_tokens=1), Recorder())
         generated = loader.tokens_at_start[-1] - usage.prompt_tokens
-        assert len(gone.chunks) <= generated < 100  # of the 400 asked for
+        assert len(gone.chunks) == 2 and 1 <= generated < 100  # of the 400 asked for

@@ -53,6 +53,8 @@ def removed_by(decision: Decision) -> dict[str, str]:
          Constraint.COST),
         (island("x", CLOUD, privacy=1.0, price_per_request=0.2), {"max_cost": 0.1},
          Constraint.COST),
+        (island("x", CLOUD, privacy=1.0, price_per_token=0.001, budget_left=0.05),
+         {"tokens": 100}, Constraint.BUDGET),
     ],
 )
 def test_each_constraint_removes_and_is_named(
@@ -76,6 +78,15 @@ def test_an_island_passing_every_constraint_is_chosen() -> None:
     assert decision.island == candidate
     assert decision.cost == pytest.approx(0.01)
     assert decision.sanitize  # trust 0.4 < this device's 1.0
+
+
+def test_spend_budget_left_allows_what_it_covers_and_explains_what_it_does_not() -> None:
+    paid = island("x", CLOUD, privacy=1.0, price_per_token=0.001, budget_left=0.1)
+    assert route([paid], tokens=100).island == paid  # costs 0.1: exactly what is left
+    refused = route([paid], tokens=101)
+    assert refused.explanation.removed == {"x": Constraint.BUDGET}
+    assert "0.1010 > 0.1000 left of its daily / monthly spend ceiling" in "\n".join(
+        refused.explain())
 
 
 def test_privacy_equal_to_sensitivity_is_enough() -> None:

@@ -180,6 +180,22 @@ class AbortableStream(MessageStream, Protocol):
         ...
 
 
+class ChannelFeed:
+    """A gossip feed reading a trio memory channel; ends when the channel closes."""
+
+    def __init__(self, channel: trio.MemoryReceiveChannel[tuple[str, bytes]]) -> None:
+        self._channel = channel
+
+    def __aiter__(self) -> ChannelFeed:
+        return self
+
+    async def __anext__(self) -> tuple[str, bytes]:
+        try:
+            return await self._channel.receive()
+        except (trio.EndOfChannel, trio.ClosedResourceError):
+            raise StopAsyncIteration from None
+
+
 def check_allowed(is_allowed: IsAllowed, device_id: str) -> bool:
     """Ask the node's allowlist; a callback that raises means "no", never a crash."""
     try:

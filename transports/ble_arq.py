@@ -12,7 +12,9 @@ ancestor:
 * the receiver accepts only the next number it expects and answers every
   data packet with a cumulative ACK ("I have everything below n"), so
   duplicates and out-of-order arrivals are dropped and re-acknowledged;
-* a timer: if nothing is heard for ``rto`` seconds, the sender resends every
+* a timer: if nothing is heard for ``rto`` seconds (plus ``per_byte``
+  seconds for each byte outstanding: a big message takes a while to cross
+  slow links, and its ACK cannot come sooner), the sender resends every
   unacknowledged message (or, with nothing outstanding but a reader waiting,
   a probe the peer must answer). ``max_retries`` silent timeouts in a row
   mean the peer is gone: :class:`~.base.PeerUnavailable`. Anything heard
@@ -35,12 +37,15 @@ Item = bytes | None
 class SendWindow:
     """One direction's sender state."""
 
-    def __init__(self, *, window: int, rto: float, max_retries: int) -> None:
-        if window < 1 or not rto > 0 or max_retries < 1:
+    def __init__(self, *, window: int, rto: float, max_retries: int, per_byte: float = 0.0) -> None:
+        if window < 1 or not rto > 0 or max_retries < 1 or per_byte < 0:
             raise ValueError("window, rto and max_retries must be positive")
         self.window, self.rto, self.max_retries = window, rto, max_retries
+        self.per_byte = per_byte
+        self._bytes = 0  # Invariant: the total size of the unacknowledged items.
         self.next_seq = 0
-        # Invariant: len(self._unacked) <= window; seqs consecutive, oldest first.
+        # Invariant: len(self._unacked) <= window + 1 (a forced FIN); seqs
+        # consecutive, oldest first.
         self._unacked: deque[tuple[int, Item]] = deque()
         self.deadline: float | None = None
         self.retries = 0
@@ -53,12 +58,17 @@ class SendWindow:
         """Everything sent has been acknowledged."""
         return not self._unacked
 
-    def push(self, item: Item, now: float) -> int:
-        """Number ``item`` for sending; the caller checked :meth:`has_room`."""
-        if not self.has_room():
+    def push(self, item: Item, now: float, *, force: bool = False) -> int:
+        """Number ``item`` for sending; the caller checked :meth:`has_room`.
+
+        ``force`` lets the end of the stream (FIN) in past a full window, so
+        closing never waits for the peer.
+        """
+        if not (force or self.has_room()):
             raise RuntimeError("push() on a full send window")
         seq = self.next_seq
         self._unacked.append((seq, item))
+        self._bytes += len(item or b"")
         self.next_seq += 1
         self.arm(now)
         return seq
@@ -66,18 +76,18 @@ class SendWindow:
     def ack(self, next_expected: int, now: float) -> None:
         """The peer has everything below ``next_expected``."""
         while self._unacked and self._unacked[0][0] < next_expected:
-            self._unacked.popleft()
+            self._bytes -= len(self._unacked.popleft()[1] or b"")
         self.heard(now)
 
     def heard(self, now: float) -> None:
         """Something came from the peer: it is alive."""
         self.retries = 0
-        self.deadline = now + self.rto if self._unacked else None
+        self.deadline = now + self.timeout() if self._unacked else None
 
     def arm(self, now: float) -> None:
         """Start the timer unless it runs (data outstanding or a reader waiting)."""
         if self.deadline is None:
-            self.deadline = now + self.rto
+            self.deadline = now + self.timeout()
 
     def disarm(self) -> None:
         if self.idle:
@@ -93,8 +103,12 @@ class SendWindow:
             raise PeerUnavailable(
                 f"the peer answered nothing in {self.max_retries} retransmissions"
             )
-        self.deadline = now + self.rto
+        self.deadline = now + self.timeout()
         return list(self._unacked)
+
+    def timeout(self) -> float:
+        """Seconds of silence tolerated with what is outstanding now."""
+        return self.rto + self.per_byte * self._bytes
 
 
 class ReceiveWindow:

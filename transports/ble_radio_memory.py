@@ -27,8 +27,10 @@ holds the writer (link-layer flow control).
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import trio
@@ -213,7 +215,7 @@ class RadioSpace:
 
     def chain(self, addresses: list[str]) -> None:
         """Place radios in a line: each hears only the one before and after."""
-        for a, b in zip(addresses, addresses[1:], strict=False):
+        for a, b in itertools.pairwise(addresses):
             self.set_range(a, b, True)
 
     def in_range(self, a: str, b: str) -> bool:
@@ -259,6 +261,6 @@ class RadioSpace:
         self.lost += lost
         return lost
 
-    def _break_where(self, doomed: object) -> None:
-        for pipe in [p for p in self._links if doomed(p.ends)]:  # type: ignore[operator]
+    def _break_where(self, doomed: Callable[[frozenset[str]], bool]) -> None:
+        for pipe in [p for p in self._links if doomed(p.ends)]:
             self.break_pipe(pipe)

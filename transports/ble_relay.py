@@ -140,6 +140,9 @@ class SeenSet:
             self._ids.popitem(last=False)
         return True
 
+    def __contains__(self, packet_id: object) -> bool:
+        return packet_id in self._ids
+
     def __len__(self) -> int:
         return len(self._ids)
 
@@ -227,9 +230,7 @@ class RelayCore:
         self.seen.add(packet.packet_id)
         return self._onward(packet, packet.raw, came_from=None, now=now)
 
-    def receive(
-        self, packet: Packet, *, came_from: str, relay_allowed: bool, now: float
-    ) -> Route:
+    def receive(self, packet: Packet, *, came_from: str, relay_allowed: bool, now: float) -> Route:
         """Route a packet a neighbour gave us.
 
         ``relay_allowed`` is the node's allowlist verdict on the origin; a
