@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 import time
 from collections.abc import AsyncIterator
@@ -164,7 +165,7 @@ async def test_one_generation_at_a_time_per_model(tiny_model: Path) -> None:
     async with trio.open_nursery() as nursery:
         nursery.start_soon(shore.run, request(max_tokens=12), tagged("a"))
         nursery.start_soon(shore.run, request(max_tokens=12), tagged("b"))
-    switches = sum(x != y for x, y in zip(order, order[1:], strict=False))
+    switches = sum(x != y for x, y in itertools.pairwise(order))
     assert switches == 1  # all of one answer, then all of the other
 
 
