@@ -216,12 +216,12 @@ def _line_of(text: str, section: str, key: str, entry: int | None = None) -> int
     """Line of ``key`` inside ``[section]``, or inside the ``entry``-th
     ``[[section]]`` table (or of the header)."""
     name = re.escape(section) if entry is None else rf"\[{re.escape(section)}\]"
-    headers = re.finditer(rf"^\s*\[{name}\]\s*$", text, re.MULTILINE)
+    headers = re.finditer(rf"^[ \t]*\[{name}\][ \t]*$", text, re.MULTILINE)
     header = next(itertools.islice(headers, entry or 0, None), None)
     start = header.end() if header else 0
-    following = re.compile(r"^\s*\[\[?[^\[\]\n]+\]\]?\s*$", re.MULTILINE).search(text, start)
+    following = re.compile(r"^[ \t]*\[\[?[^\[\]\n]+\]\]?[ \t]*$", re.MULTILINE).search(text, start)
     end = following.start() if following else len(text)
-    found = re.compile(rf"^\s*{re.escape(key)}\s*=", re.MULTILINE).search(text, start, end)
+    found = re.compile(rf"^[ \t]*{re.escape(key)}[ \t]*=", re.MULTILINE).search(text, start, end)
     match = found or header
     return None if match is None else text.count("\n", 0, match.start()) + 1
 

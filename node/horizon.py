@@ -32,12 +32,11 @@ bodies either (providers echo prompts and partial keys in them).
 
 from __future__ import annotations
 
-import itertools
 import logging
 import os
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -81,6 +80,8 @@ CLOUD_LATENCY_MS = 800.0
 ASSUMED_CONTEXT = 128_000
 #: Largest error body read to find the provider's error code.
 MAX_ERROR_BYTES = 64 << 10
+#: Seconds a stream may stay open after its [DONE] before HORIZON stops reading.
+DRAIN_S = 1.0
 #: HTTP statuses worth retrying besides 5xx: timeout and rate limit.
 RETRY_STATUSES = frozenset({408, 429})
 
@@ -168,6 +169,28 @@ class _Answer:
         await self._emit(text)
 
 
+class _Stream:
+    """What the events of one streamed answer have said so far."""
+
+    def __init__(self, answer: _Answer) -> None:
+        self.answer = answer
+        self.usage: TokenUsage | None = None
+        self.finish: str | None = None
+        self.done = False  # [DONE] seen; later events are ignored
+
+    async def take(self, data: str) -> None:
+        if self.done:
+            return
+        if data == "[DONE]":
+            self.done = True
+            return
+        piece = parse_chunk(data)
+        if piece.text:
+            await self.answer.emit(piece.text)
+        self.finish = piece.finish_reason or self.finish
+        self.usage = piece.usage or self.usage
+
+
 class HorizonExecutor:
     """Runs requests on one cloud island (the :class:`Executor` protocol)."""
 
@@ -233,22 +256,21 @@ class HorizonExecutor:
     async def _attempts(
         self, request: m.InferenceRequest, headers: dict[str, str], answer: _Answer
     ) -> Usage:
-        retry, started = self._retry, trio.current_time()
-        for attempt in itertools.count(1):
+        retry, started, attempt = self._retry, trio.current_time(), 0
+        while True:
+            attempt += 1
             try:
                 return await self._attempt(request, headers, answer)
             except _Transient as exc:
                 wait = retry.delay(attempt, self._rng, exc.wait)
                 late = trio.current_time() - started + wait > retry.max_total
                 if attempt >= retry.max_attempts or late:
-                    raise CloudUnavailable(
-                        f"cloud {self.cloud.name!r}: {exc.why}; gave up after {attempt} "
-                        f"attempt(s)" + (f" (it asks to wait {exc.wait:.0f} s)" if late else "")
-                    ) from None
+                    asked = f" (it asks to wait {exc.wait:.0f} s)" if late and exc.wait else ""
+                    raise CloudUnavailable(f"cloud {self.cloud.name!r}: {exc.why}; gave up "
+                                           f"after {attempt} attempt(s){asked}") from None
                 log.info("cloud %s: %s; retry %d of %d in %.2f s", self.cloud.name, exc.why,
                          attempt, retry.max_attempts - 1, wait)
                 await self._sleep(wait)
-        raise AssertionError("unreachable")  # pragma: no cover
 
     async def _attempt(
         self, request: m.InferenceRequest, headers: dict[str, str], answer: _Answer
@@ -302,19 +324,22 @@ class HorizonExecutor:
     async def _streamed(
         self, request: m.InferenceRequest, response: httpx.Response, answer: _Answer
     ) -> Usage:
-        usage, finish, done = None, None, False
-        async for data in _events(response):
-            if data == "[DONE]":
-                done = True
-                break
-            piece = parse_chunk(data)
-            if piece.text:
-                await answer.emit(piece.text)
-            finish = piece.finish_reason or finish
-            usage = piece.usage or usage
-        if not (done or finish):
+        decoder, stream = SSEDecoder(), _Stream(answer)
+        # After [DONE] the stream is read to its end rather than left: servers
+        # end it at once, and abandoning httpx's body iterators half-read
+        # leaves async generators for the garbage collector. A server that
+        # keeps it open gets DRAIN_S.
+        with trio.CancelScope() as drain:
+            async for chunk in response.aiter_bytes():
+                for data in decoder.feed(chunk):
+                    await stream.take(data)
+                if stream.done:
+                    drain.deadline = min(drain.deadline, trio.current_time() + DRAIN_S)
+        for data in decoder.close():
+            await stream.take(data)
+        if not (stream.done or stream.finish):
             raise self._broken(answer, "the answer stream ended early")
-        return self._usage(request, answer, usage, finish or "stop")
+        return self._usage(request, answer, stream.usage, stream.finish or "stop")
 
     @staticmethod
     def _usage(request: m.InferenceRequest, answer: _Answer, reported: TokenUsage | None,
@@ -342,15 +367,6 @@ async def _read(response: httpx.Response, limit: int) -> bytes:
         if len(body) > limit:
             raise CloudProtocolError(f"response body larger than {limit} bytes")
     return body
-
-
-async def _events(response: httpx.Response) -> AsyncIterator[str]:
-    decoder = SSEDecoder()
-    async for chunk in response.aiter_bytes():
-        for event in decoder.feed(chunk):
-            yield event
-    for event in decoder.close():
-        yield event
 
 
 class Horizon:

@@ -9,8 +9,9 @@ a request would cost more (constraint "spend budget"); HORIZON checks the
 ceiling again just before sending, since requests running at the same time
 each passed WAVES on the same figure.
 
-Calendar days and months are those of ``tz`` (UTC unless the runtime passes
-the owner's zone). When a new day or month starts, its total starts at zero.
+Calendar days and months are those of ``tz``: UTC as used by the node and
+``islandnode cloud list`` (both must agree on when a day ends). When a new
+day or month starts, its total starts at zero.
 
 The ledger itself is pure: time comes in as an argument (Unix seconds) and
 it does no I/O. :func:`load_ledger` and :func:`save_ledger` keep it in

@@ -60,6 +60,7 @@ from .dispatch import (
 )
 from .executor import EchoExecutor, Executor, Usage
 from .home import PersistentSequence, write_private
+from .horizon import Horizon
 from .identity import Identity
 from .lighthouse import IslandView, Membership, seal_advert
 from .lighthouse_config import LAN, LighthouseConfig
@@ -114,6 +115,7 @@ class Node:
         self.membership = self._load_cache()
         self.transport: Transport | None = None
         self.audit_log = AuditLog(home)
+        self.horizon = Horizon(cfg.cloud, home)
         self.latency = LatencyBook()
         self.dispatcher = Dispatcher(
             policy=RoutePolicy(),
@@ -219,6 +221,7 @@ class Node:
         views = self.membership.snapshot()
         islands = island_snapshots(views, self, only=peer, latency=self.latency)
         if peer is None:
+            islands.extend(self.horizon.snapshots())
             islands.append(
                 local_snapshot(
                     self.identity.device_id,
@@ -264,6 +267,8 @@ class Node:
     async def _ship(
         self, island: str, request: m.InferenceRequest, on_chunk: Callable[[str], Awaitable[None]]
     ) -> m.ResponseEnd:
+        if self.horizon.owns(island):  # a cloud island: HORIZON, over HTTPS
+            return await self.horizon.ship(island, request, on_chunk)
         transport = self.transport
         if transport is None:
             raise IslandFailed("the mesh is not up yet")
@@ -547,6 +552,8 @@ async def run_node(
             nursery.cancel_scope.cancel()
     finally:
         node.save_cache()
+        with trio.CancelScope(shield=True):
+            await node.horizon.__aexit__(None, None, None)
 
 
 async def _signals(shutdown: trio.Event) -> None:

@@ -142,3 +142,70 @@ def test_cloud_needs_url_and_model_and_unique_names() -> None:
     twice = _cloud('model = "m"') + '[[cloud]]\nname = "c"\nurl = "http://y"\nmodel = "m"\n'
     with pytest.raises(ConfigError, match=r"config.toml:8: .*name 'c' appears twice"):
         config.parse_config(twice, P)
+
+
+MODELS = """
+[node]
+name = "laptop"
+
+[[models]]
+name = "small"
+path = "/m/small.gguf"
+
+[[models]]
+name = "big"
+path = "/m/big.gguf"
+context = 8192
+threads = 4
+gpu_layers = -1
+"""
+
+
+def test_models_array_of_tables() -> None:
+    cfg = config.parse_config(MODELS, P)
+    small, big = cfg.models
+    assert (small.name, small.path, small.context, small.threads, small.gpu_layers) == (
+        "small", "/m/small.gguf", 2048, 0, 0)
+    assert (big.context, big.threads, big.gpu_layers) == (8192, 4, -1)
+    assert config.parse_config('[node]\nname = "x"\n', P).models == ()
+
+
+@pytest.mark.parametrize(
+    ("change", "line", "words"),
+    [
+        (("context = 8192", "context = 0"), 12, "[models].context: must be at least 1"),
+        (("threads = 4", "threads = true"), 13, "expected a whole number"),
+        (("threads = 4", "threads = 4.5"), 13, "expected a whole number"),
+        (("gpu_layers = -1", "gpu_layers = -2"), 14, "must be at least -1"),
+        (('name = "big"', 'name = "small"'), 10, "'small' appears twice"),
+        (('path = "/m/big.gguf"', 'path = ""'), 11, "must not be empty"),
+        (('path = "/m/big.gguf"', 'path = "/m/big.gguf"\ncolour = 1'), 12, "unknown key"),
+        (('name = "big"\n', ""), 9, "[models] is missing name"),
+    ],
+)
+def test_model_errors_point_at_the_entry(change: tuple[str, str], line: int, words: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        config.parse_config(MODELS.replace(*change), P)
+    assert f"config.toml:{line}:" in str(info.value)
+    assert words in str(info.value)
+
+
+def test_models_must_be_tables() -> None:
+    with pytest.raises(ConfigError, match=r"write models as \[\[models\]\] tables"):
+        config.parse_config('models = "x"\n[node]\nname = "a"\n', P)
+
+
+def test_update_config_validates_before_writing(tmp_path: Path) -> None:
+    config.write_initial_config(tmp_path, "phone")
+    before = (tmp_path / "config.toml").read_text()
+
+    def bad(data: dict[str, object]) -> None:
+        data["models"] = [{"name": "m", "path": "/x.gguf", "context": -5}]
+
+    with pytest.raises(ConfigError, match="at least 1"):
+        config.update_config(tmp_path, bad)
+    assert (tmp_path / "config.toml").read_text() == before
+    cfg = config.update_config(
+        tmp_path, lambda data: data.update(models=[{"name": "m", "path": "/x.gguf"}]))
+    assert cfg.models[0].name == "m" and config.load_config(tmp_path).models == cfg.models
+    assert (tmp_path / "config.toml").stat().st_mode & 0o777 == 0o600

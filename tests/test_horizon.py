@@ -31,7 +31,7 @@ from islandrun.node.horizon import (
     RetryPolicy,
     cloud_snapshots,
 )
-from islandrun.node.horizon_budget import BudgetExceeded, load_ledger
+from islandrun.node.horizon_budget import BudgetExceeded, BudgetLedger, load_ledger
 from islandrun.node.ratelimit import RateLimitConfig, RateLimiter
 from islandrun.node.tide_capacity import CapacityReport
 from islandrun.node.waves_inputs import IslandKind
@@ -272,15 +272,16 @@ async def test_budget_ceiling_refuses_before_sending(
 
 
 def test_cloud_snapshots_for_waves() -> None:
-    cloud = dataclasses.replace(CLOUD, monthly_budget=1.0)
-    horizon = Horizon([cloud], None)
-    horizon.ledger.record("fake", 0.25, time.time())
-    [island] = cloud_snapshots(horizon.clouds, horizon.ledger, time.time())
+    ledger = BudgetLedger()
+    ledger.record("fake", 0.25, time.time())
+    capped = dataclasses.replace(CLOUD, monthly_budget=1.0)
+    free = dataclasses.replace(CLOUD, name="free", price_in=0.0, price_out=0.0)
+    island, other = cloud_snapshots([capped, free], ledger, time.time())
     assert island.device_id == "cloud:fake" and island.kind is IslandKind.CLOUD
     assert (island.trust, island.privacy, island.models) == (0.4, 0.4, frozenset({"fake-model"}))
-    assert island.price_per_token == pytest.approx(5.0 / 1e6)
+    assert island.price_per_token == pytest.approx(5.0 / 1e6)  # mean of 2 and 8 per 1M
     assert island.budget_left == pytest.approx(0.75) and island.alive
-    assert horizon.owns("cloud:fake") and not horizon.owns("fake")
+    assert (other.device_id, other.price_per_token, other.budget_left) == ("cloud:free", 0.0, None)
 
 
 # --- through the dispatcher: MIST -> WAVES -> HORIZON -> restored answer --------------
@@ -328,6 +329,7 @@ async def test_cloud_receives_only_sanitized_history_and_client_gets_values_back
     chunks: list[str] = []
     async with Horizon([cloud], None, retry=FAST, env=ENV) as horizon:
         outcome = await route(horizon, audit, chunks)
+        assert horizon.owns("cloud:fake") and not horizon.owns("fake")
     assert outcome.sanitized and outcome.decision.island.device_id == "cloud:fake"  # type: ignore[attr-defined]
     [sent] = fake.received
     raw = sent.body + json.dumps(sent.headers).encode()
