@@ -17,6 +17,8 @@ from islandrun.transports.ble_radio_memory import Air, RadioSpace
 
 from .transport_contract import run_cluster
 
+DEFAULT_AIR = Air()
+
 
 def device_key(index: int) -> SigningKey:
     return SigningKey(bytes([index + 1]) * 32)
@@ -56,7 +58,7 @@ async def ble_mesh(
     n: int,
     *,
     chain: bool = False,
-    air: Air = Air(),
+    air: Air = DEFAULT_AIR,
     config: BleConfig = TEST_CONFIG,
     policies: list[IsAllowed] | None = None,
     seed: int = 1,

@@ -23,7 +23,7 @@ import asyncio
 import logging
 import threading
 from collections.abc import AsyncIterator, Callable, Coroutine
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from typing import Any, Generic, TypeVar
 
 import trio
@@ -57,10 +57,8 @@ class AsyncioBridge:
         future = asyncio.run_coroutine_threadsafe(factory(), self._loop)
 
         def wake(_: object) -> None:
-            try:
+            with suppress(trio.RunFinishedError):
                 token.run_sync_soon(done.set)
-            except trio.RunFinishedError:
-                pass
 
         future.add_done_callback(wake)
         try:
@@ -81,17 +79,13 @@ class TrioInbox(Generic[T]):
 
     def post(self, item: T) -> None:
         """Thread-safe, non-blocking; a full inbox drops ``item`` (counted)."""
-        try:
+        with suppress(trio.RunFinishedError):
             self._token.run_sync_soon(self._put, item)
-        except trio.RunFinishedError:
-            pass
 
     def close(self) -> None:
         """Thread-safe: the reader gets ``EndOfChannel`` after what is queued."""
-        try:
+        with suppress(trio.RunFinishedError):
             self._token.run_sync_soon(self._send.close)
-        except trio.RunFinishedError:
-            pass
 
     async def get(self) -> T:
         return await self._receive.receive()

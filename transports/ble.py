@@ -381,13 +381,21 @@ class BleTransport:
 
     async def _run_link(self, link: _Link) -> None:
         with link.scope:
-            self._queue(link, self._hello())
             async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._hello_loop, link)
                 nursery.start_soon(self._write_loop, link)
                 await self._read_loop(link)
         self._drop_link(link)
         with trio.CancelScope(shield=True), trio.move_on_after(1.0):
             await link.radio_link.aclose()
+
+    async def _hello_loop(self, link: _Link) -> None:
+        # HELLO may be lost like any packet: repeat ours until the other side
+        # is named; its body says whether we know the other side already, and
+        # a HELLO from a side that does not know us yet is answered at once.
+        while link.peer is None:
+            self._queue(link, self._hello(knows_you=False))
+            await trio.sleep(self.config.hello_timeout / 4)
 
     async def _read_loop(self, link: _Link) -> None:
         try:
@@ -427,10 +435,10 @@ class BleTransport:
 
     # -- packets ------------------------------------------------------------------
 
-    def _hello(self) -> bytes:
+    def _hello(self, *, knows_you: bool) -> bytes:
         return encode_packet(
             self._key, kind=Kind.HELLO, packet_id=self._rng.randbytes(8), dst=BROADCAST_DST,
-            body=b"", ttl=0,
+            body=bytes([knows_you]), ttl=0,
         )  # fmt: skip
 
     def _originate(self, kind: Kind, dst: bytes, body: bytes) -> None:
@@ -455,6 +463,8 @@ class BleTransport:
         now = trio.current_time()
         if packet.kind is Kind.HELLO:
             self._on_hello(link, packet.origin, now)
+            if packet.body == b"\x00" and link.peer == packet.origin:
+                self._queue(link, self._hello(knows_you=True))
             return
         if link.peer is None or packet.origin == self._id:
             return

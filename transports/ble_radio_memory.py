@@ -101,7 +101,7 @@ class MemoryRadioLink:
         air = self._space.air
         await trio.sleep(air.airtime(len(fragment)))
         self._check()
-        self._space.count_write(len(fragment))
+        self._space.count_write(fragment)
         if self._space.lose():
             return
         try:
@@ -191,6 +191,8 @@ class RadioSpace:
         self.payload_bytes = 0  # fragment bytes only
         self.writes = 0
         self.lost = 0
+        #: Set to a list to record every fragment put on the air (a sniffer).
+        self.sniff: list[bytes] | None = None
 
     def radio(self, address: str) -> MemoryRadio:
         """Put a new radio on the air at ``address``."""
@@ -251,10 +253,12 @@ class RadioSpace:
         for end in self._links.pop(pipe, ()):
             end.close_channels()
 
-    def count_write(self, size: int) -> None:
+    def count_write(self, fragment: bytes) -> None:
         self.writes += 1
-        self.payload_bytes += size
-        self.bytes_on_air += size + WRITE_OVERHEAD
+        self.payload_bytes += len(fragment)
+        self.bytes_on_air += len(fragment) + WRITE_OVERHEAD
+        if self.sniff is not None:
+            self.sniff.append(fragment)
 
     def lose(self) -> bool:
         lost = bool(self.air.loss) and self._rng.random() < self.air.loss

@@ -178,9 +178,11 @@ class BleStream:
     def on_packet(self, op: Op, seq: int, payload: bytes) -> None:
         now = trio.current_time()
         self._tx.heard(now)
-        if op is Op.ACCEPT:
+        if op not in (Op.REFUSE, Op.RESET):
+            # Anything but a refusal means the peer has the stream: its
+            # ACCEPT may have been lost while a later ACK or PING arrived.
             self._opening = False
-        elif op is Op.REFUSE:
+        if op is Op.REFUSE:
             self._fail(PeerUnavailable(f"device {self._peer[-8:]} does not accept request streams"))
         elif op is Op.RESET:
             self._fail(PeerUnavailable("the stream was reset (the peer went away or gave up)"))
