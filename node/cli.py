@@ -24,7 +24,14 @@ from .home import resolve_home
 
 #: Modules that add subcommands, in the order they appear in ``--help``.
 COMMAND_MODULES: tuple[str, ...] = (
-    "cmd_mesh", "cmd_pair", "cmd_sanitize", "cmd_demo", "cmd_route", "cmd_models", "cmd_cloud"
+    "cmd_mesh",
+    "cmd_chat",
+    "cmd_pair",
+    "cmd_models",
+    "cmd_cloud",
+    "cmd_sanitize",
+    "cmd_route",
+    "cmd_demo",
 )
 
 

@@ -84,7 +84,8 @@ class _Mesh:
         home = self.root / name
         with open(self.root / f"{name}.log", "wb") as log:
             self.procs[name] = subprocess.Popen(
-                [ISLANDNODE, "--home", str(home), "run", *DEVICES[name], *extra],
+                [ISLANDNODE, "--home", str(home), "run", "--api", "127.0.0.1:0",
+                 *DEVICES[name], *extra],
                 stdout=log, stderr=subprocess.STDOUT,
             )
         _wait(lambda: control.get(home, "/status", timeout=2), 30, f"{name} to start")

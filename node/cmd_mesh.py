@@ -48,6 +48,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         mdns=False if args.no_mdns else None,
         executor=_executor(args, cfg),
         fixed_load=args.fixed_load,
+        api=None if args.api == "off" else args.api,
+        api_remote=args.api_remote,
     )
     trio.run(run_node, home, ident, cfg, options)
     print("node stopped", file=sys.stderr)
@@ -90,23 +92,6 @@ def cmd_peers(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_ask(args: argparse.Namespace) -> int:
-    body = {"prompt": args.prompt, "peer": args.peer, "model": args.model}
-    for event in control.stream(resolve_home(args.home), "/ask", body):
-        if "chunk" in event:
-            print(event["chunk"], end="", flush=True)
-        elif "end" in event:
-            end = event["end"]
-            print()
-            sanitized = ", sanitized" if end["sanitized"] else ""
-            print(f"[{end['island_name']} {short_id(end['island'])}{sanitized}: {end['reason']}]",
-                  file=sys.stderr)
-        elif "error" in event:
-            print(f"islandnode: error: {event['error']}", file=sys.stderr)
-            return 1
-    return 0
-
-
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("run", help="run the node in the foreground (Ctrl-C stops it)")
     p.add_argument("--listen", action="append", metavar="MULTIADDR",
@@ -114,6 +99,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--bootstrap", action="append", metavar="MULTIADDR",
                    help="peer to dial at start, /ip4/A/tcp/P/p2p/ID (repeatable)")
     p.add_argument("--no-mdns", action="store_true", help="do not use mDNS on the LAN")
+    p.add_argument("--api", default="127.0.0.1:4080", metavar="HOST:PORT",
+                   help="OpenAI-compatible API address (default 127.0.0.1:4080; 'off' disables)")
+    p.add_argument("--api-remote", action="store_true",
+                   help="allow the API on a non-loopback address (still token-protected)")
     p.add_argument("--executor", choices=("echo", "llama"),
                    help="what runs requests here: llama (SHORE, the default when [[models]] "
                         "are configured) or echo (the default otherwise; for tests)")
@@ -129,9 +118,3 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("peers", help="list islands: liveness, capacity, battery, models")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_peers)
-
-    p = subparsers.add_parser("ask", help="send a prompt through the mesh and stream the answer")
-    p.add_argument("prompt")
-    p.add_argument("--peer", help="device id of the island to use (default: best alive)")
-    p.add_argument("--model", help="model name the island must offer")
-    p.set_defaults(func=cmd_ask)

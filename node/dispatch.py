@@ -195,8 +195,13 @@ class Dispatcher:
         cached: Sequence[IslandSnapshot],
         client_id: str,
         on_chunk: OnChunk,
+        on_island: Callable[[waves.Decision], None] | None = None,
     ) -> Outcome:
-        """Route and run ``request``; ``None`` islands/local mean LIGHTHOUSE/TIDE failed."""
+        """Route and run ``request``; ``None`` islands/local mean LIGHTHOUSE/TIDE failed.
+
+        ``on_island`` is told each decision just before its island is tried
+        (the first, then any failover), e.g. to label a streamed response.
+        """
         verdict = self.limiter.admit(client_id, self._clock())
         if not verdict.allowed:
             raise RateLimited(verdict.retry_after_s)
@@ -210,20 +215,26 @@ class Dispatcher:
             max_latency_ms=request.latency_budget_ms,
             tokens=sum(len(x.content) for x in request.messages) // 4 + request.max_tokens,
         )
-        sensitivity = None if analysis is None else analysis.sensitivity
+        floor = request.sensitivity  # the caller may know more than MIST
+        sensitivity = None if analysis is None else max(analysis.sensitivity, floor)
         decision = waves.decide(
             route, sensitivity, islands, self.policy, local, cached_islands=cached
         )
         await self._record(decision, analysis)
-        return await self._attempt(decision, request, on_chunk)
+        return await self._attempt(decision, request, on_chunk, on_island or _ignore)
 
     async def _attempt(
-        self, decision: waves.Decision, request: m.InferenceRequest, on_chunk: OnChunk
+        self,
+        decision: waves.Decision,
+        request: m.InferenceRequest,
+        on_chunk: OnChunk,
+        on_island: Callable[[waves.Decision], None],
     ) -> Outcome:
         from .shipping import IslandFailed  # shipping imports transports; keep agents clean
 
         while decision.island is not None:
             island = decision.island
+            on_island(decision)
             prepared, emit, finish = self._prepare(decision, request, on_chunk)
             delivered = 0
 
@@ -285,6 +296,10 @@ class Dispatcher:
         level = "restricted" if analysis is None else analysis.level.label
         types = () if analysis is None else {e.type.value for e in analysis.entities}
         await self._audit(audit_record(decision, at=self._clock(), level=level, entity_types=types))
+
+
+def _ignore(_: waves.Decision) -> None:
+    return None
 
 
 def _analyze(request: m.InferenceRequest) -> mist.Analysis | None:

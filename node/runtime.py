@@ -28,8 +28,7 @@ import random
 import secrets
 import signal
 import time
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -37,6 +36,8 @@ from typing import Any
 
 import psutil
 import trio
+from hypercorn.config import Config
+from hypercorn.trio import serve as hypercorn_serve
 from starlette.requests import Request
 
 from islandrun import __version__
@@ -46,7 +47,7 @@ from islandrun.protocol.errors import IslandRunError
 from islandrun.protocol.ids import short_id
 from islandrun.transports.base import TOPIC_ADVERTS, MessageStream, PeerUnavailable, Transport
 
-from . import control
+from . import api, control
 from .advertiser import Advertiser
 from .audit import AuditLog
 from .config import NodeConfig
@@ -58,6 +59,7 @@ from .dispatch import (
     island_snapshots,
     local_snapshot,
 )
+from .errors import ConfigError
 from .executor import EchoExecutor, Executor, Usage
 from .home import PersistentSequence, write_private
 from .horizon import Horizon
@@ -70,7 +72,7 @@ from .ratelimit import RateLimitConfig, RateLimiter
 from .shipping import IslandFailed, ShippingConfig, serve_request, ship_request
 from .tide import FixedLoad, Load, NoGpu, PsutilBattery, Tide
 from .tide_capacity import TideConfig
-from .waves import RoutePolicy
+from .waves import Decision, RoutePolicy
 from .waves_inputs import IslandSnapshot
 
 log = logging.getLogger("islandrun.node")
@@ -93,6 +95,10 @@ class RunOptions:
     tide: TideConfig = field(default_factory=TideConfig.moderate)
     #: Report this CPU/memory load instead of measuring it (tests, demo).
     fixed_load: float | None = None
+    #: Where the OpenAI-compatible API listens (``host:port``); None: off.
+    api: str | None = "127.0.0.1:4080"
+    #: Allow the API on a non-loopback address (it is token-protected).
+    api_remote: bool = False
 
 
 class Node:
@@ -116,6 +122,7 @@ class Node:
         self.transport: Transport | None = None
         self.audit_log = AuditLog(home)
         self.horizon = Horizon(cfg.cloud, home)
+        self.api_url: str | None = None
         self.latency = LatencyBook()
         self.dispatcher = Dispatcher(
             policy=RoutePolicy(),
@@ -206,7 +213,20 @@ class Node:
             "battery_pct": report.battery_pct,
             "models": [x.name for x in self.options.executor.models()],
             "islands": len(self.membership.snapshot()),
+            "api": self.api_url,
         }
+
+    def models(self) -> list[dict[str, Any]]:
+        """``/v1/models``: every model some island can run now, with its islands."""
+        owners: dict[str, list[str]] = {}
+        for island in self.islands(None):
+            if island.alive:
+                for name in island.models:
+                    owners.setdefault(name, []).append(island.name)
+        return [
+            {"id": name, "object": "model", "owned_by": "islandrun", "islands": sorted(names)}
+            for name, names in sorted(owners.items())
+        ]
 
     # -- requests ------------------------------------------------------------
 
@@ -239,6 +259,7 @@ class Node:
         *,
         peer: str | None = None,
         client_id: str = "local",
+        on_island: Callable[[Decision], None] | None = None,
     ) -> Outcome:
         """Route ``request`` with MIST and WAVES and run it where WAVES says."""
         try:
@@ -253,6 +274,7 @@ class Node:
             cached=self.cached_islands,
             client_id=client_id,
             on_chunk=on_chunk,
+            on_island=on_island,
         )
 
     async def _run_local(
@@ -429,10 +451,6 @@ def control_routes(node: Node) -> dict[str, control.Handler]:
     async def peers(_: Request) -> Any:
         return node.peers()
 
-    async def ask(request: Request) -> AsyncIterator[dict[str, Any]]:
-        body = await request.json()
-        return _ask_events(node, body)
-
     async def invite(request: Request) -> Any:
         body = await request.json()
         return node.pairing.invite(
@@ -451,46 +469,9 @@ def control_routes(node: Node) -> dict[str, control.Handler]:
         return await node.pairing.revoke(str((await request.json()).get("device", "")))
 
     return {
-        "/status": status, "/peers": peers, "/ask": ask, "/pair/invite": invite,
+        "/status": status, "/peers": peers, "/pair/invite": invite,
         "/pair/join": join, "/pair/list": pair_list, "/pair/revoke": revoke,
     }
-
-
-async def _ask_events(node: Node, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
-    """Run one request from the CLI; yield chunk events, then the outcome."""
-    send, receive = trio.open_memory_channel[dict[str, Any]](64)
-
-    async def on_chunk(text: str) -> None:
-        await send.send({"chunk": text})
-
-    async def run() -> None:
-        async with send:
-            try:
-                request = m.InferenceRequest(
-                    request_id=uuid.uuid4().hex,
-                    messages=(m.ChatMessage(role=m.Role.USER, content=str(body["prompt"])),),
-                    model_hint=body.get("model"),
-                    deadline=time.time() + float(body.get("timeout", 60)),
-                    max_tokens=int(body.get("max_tokens", 256)),
-                )
-                outcome = await node.ask(request, on_chunk, peer=body.get("peer"),
-                                         client_id="cli")
-                island = outcome.decision.island
-                await send.send({"end": {
-                    "island": island.device_id if island else None,
-                    "island_name": island.name if island else None,
-                    "reason": outcome.decision.reason,
-                    "sanitized": outcome.sanitized,
-                    "completion_tokens": outcome.usage.completion_tokens,
-                }})
-            except (IslandRunError, KeyError, ValueError, TypeError) as exc:
-                await send.send({"error": str(exc)})
-
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(run)
-        async with receive:
-            async for event in receive:
-                yield event
 
 
 # ----------------------------------------------------------------------- run
@@ -545,6 +526,9 @@ async def run_node(
                         home,
                         control_routes(node),
                     )
+                    if options.api:
+                        binds = await loops.start(partial(serve_api, node, options, shutdown))
+                        node.api_url = binds[0] if binds else None
                     log.info("node %s up at %s", ident.name, ", ".join(transport.addresses()))
                     task_status.started(node)
                     await shutdown.wait()
@@ -554,6 +538,34 @@ async def run_node(
         node.save_cache()
         with trio.CancelScope(shield=True):
             await node.horizon.__aexit__(None, None, None)
+
+
+async def serve_api(
+    node: Node,
+    options: RunOptions,
+    shutdown: trio.Event,
+    *,
+    task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve the OpenAI-compatible API (``node/api.py``) until shutdown."""
+    host, _, port = str(options.api).rpartition(":")
+    try:
+        loopback = ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        loopback = host == "localhost"
+    if not port.isdigit() or not host:
+        raise ConfigError(f"--api {options.api!r}: expected HOST:PORT, e.g. 127.0.0.1:4080")
+    if not loopback and not options.api_remote:
+        raise ConfigError(
+            f"--api {options.api}: not a loopback address; pass --api-remote if other machines "
+            "should reach the API (it still needs the token)"
+        )
+    config = Config()
+    config.bind = [options.api]
+    config.accesslog = None
+    config.errorlog = None
+    app = api.build_app(node.ask, node.models, api.load_token(node.home))
+    await hypercorn_serve(app, config, shutdown_trigger=shutdown.wait, task_status=task_status)
 
 
 async def _signals(shutdown: trio.Event) -> None:

@@ -166,7 +166,9 @@ class InferenceRequest(_Validated):
     conversation_id: str = spec(default="", max_len=64)
     messages: tuple[ChatMessage, ...] = spec(max_len=MAX_HISTORY)
     model_hint: str | None = spec(default=None, max_len=256)
-    sensitivity: float = spec(default=1.0, lo=0.0, hi=1.0)
+    #: At least this sensitive: a floor set by the caller, who may know more
+    #: than MIST; the routing node ships the sensitivity it used.
+    sensitivity: float = spec(default=0.0, lo=0.0, hi=1.0)
     tier: Tier = Tier.SECONDARY
     dataset: str | None = spec(default=None, max_len=256)
     latency_budget_ms: int | None = spec(default=None, lo=0)

@@ -61,7 +61,7 @@ class NodeProc:
                 # A fixed TIDE load: routing must not depend on how busy the
                 # machine running the tests is.
                 [*self.prefix, ISLANDNODE, "--home", str(self.home), "run",
-                 "--fixed-load", "0.1", *args],
+                 "--fixed-load", "0.1", "--api", "127.0.0.1:0", *args],
                 stdout=log, stderr=subprocess.STDOUT,
             )
         wait_until(lambda: self.status(), 30, f"{self.name} to start")

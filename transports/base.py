@@ -196,6 +196,31 @@ class ChannelFeed:
             raise StopAsyncIteration from None
 
 
+def check_topic(topic: str, topics: tuple[str, ...] = TOPICS) -> None:
+    """Refuse a gossip topic the transport does not carry (:data:`TOPICS` by default)."""
+    if topic not in topics:
+        raise TransportError(f"unknown gossip topic {topic!r}; expected one of {topics}")
+
+
+def claim_feed(taken: set[str], topic: str, topics: tuple[str, ...] = TOPICS) -> None:
+    """Give ``topic``'s gossip feed its one consumer (see :meth:`Transport.gossip`).
+
+    ``taken`` is the transport's set of topics already consumed; a second
+    claim, or an unknown topic, raises :class:`TransportError`.
+    """
+    check_topic(topic, topics)
+    if topic in taken:
+        raise TransportError(f"gossip on {topic!r} already has a consumer")
+    taken.add(topic)
+
+
+def claim_handler(current: StreamHandler | None, handler: StreamHandler) -> StreamHandler:
+    """The handler :meth:`Transport.serve` keeps: ``handler``, unless one is already set."""
+    if current is not None:
+        raise TransportError("a stream handler is already set")
+    return handler
+
+
 def check_allowed(is_allowed: IsAllowed, device_id: str) -> bool:
     """Ask the node's allowlist; a callback that raises means "no", never a crash."""
     try:

@@ -66,8 +66,10 @@ from .base import (
     IsAllowed,
     PeerUnavailable,
     StreamHandler,
-    TransportError,
     check_allowed,
+    check_topic,
+    claim_feed,
+    claim_handler,
     closing_stream,
     run_handler,
 )
@@ -266,19 +268,16 @@ class BleTransport:
         return link.peer
 
     async def publish(self, topic: str, data: bytes) -> None:
-        index = _topic_index(topic)
+        check_topic(topic)
         if len(data) > self.config.max_payload:
             raise LocalProtocolError(
                 f"gossip of {len(data)} bytes exceeds the {self.config.max_payload}-byte BLE limit"
             )
-        self._originate(Kind.BROADCAST, BROADCAST_DST, bytes([index]) + data)
+        self._originate(Kind.BROADCAST, BROADCAST_DST, bytes([TOPICS.index(topic)]) + data)
         await trio.lowlevel.checkpoint()
 
     def gossip(self, topic: str) -> ChannelFeed:
-        _topic_index(topic)
-        if topic in self._feeds_taken:
-            raise TransportError(f"gossip on {topic!r} already has a consumer")
-        self._feeds_taken.add(topic)
+        claim_feed(self._feeds_taken, topic)
         return ChannelFeed(self._inboxes[topic][1])
 
     @asynccontextmanager
@@ -286,19 +285,12 @@ class BleTransport:
         stream_id = self._rng.randbytes(8)
         stream = self._add_stream(peer, stream_id, opening=True)
         self._send_stream(peer, stream_id, Op.OPEN, 0, b"")
-        try:
-            await stream.wait_open()
-        except BaseException:
-            with trio.CancelScope(shield=True):
-                await stream.abort()
-            raise
         async with closing_stream(stream, client=True) as opened:
+            await stream.wait_open()  # a refusal or silence aborts it like any failure
             yield opened
 
     def serve(self, handler: StreamHandler) -> None:
-        if self._handler is not None:
-            raise TransportError("a stream handler is already set")
-        self._handler = handler
+        self._handler = claim_handler(self._handler, handler)
 
     def statistics(self) -> BleStats:
         partials = [link.reassembler.statistics() for link in self._links.values()]
@@ -545,12 +537,6 @@ class BleTransport:
         stream = self._add_stream(peer, stream_id, opening=False)
         self._send_stream(peer, stream_id, Op.ACCEPT, 0, b"")
         self._nursery.start_soon(run_handler, handler, stream)
-
-
-def _topic_index(topic: str) -> int:
-    if topic not in TOPICS:
-        raise TransportError(f"unknown gossip topic {topic!r}; expected one of {TOPICS}")
-    return TOPICS.index(topic)
 
 
 @asynccontextmanager

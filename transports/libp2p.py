@@ -42,8 +42,8 @@ from __future__ import annotations
 import logging
 import math
 import random
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 
 import multiaddr
@@ -80,6 +80,9 @@ from .base import (
     StreamHandler,
     TransportError,
     check_allowed,
+    check_topic,
+    claim_feed,
+    claim_handler,
     closing_stream,
     run_handler,
 )
@@ -309,7 +312,7 @@ class Libp2pTransport:
         return info.peer_id.to_base58()
 
     async def publish(self, topic: str, data: bytes) -> None:
-        self._check_topic(topic)
+        check_topic(topic, self.topics)
         if self.closing:
             raise TransportError("the transport is shutting down; not publishing")
         try:
@@ -318,10 +321,7 @@ class Libp2pTransport:
             raise TransportError(f"publishing failed ({type(exc).__name__})") from None
 
     def gossip(self, topic: str) -> _GossipFeed:
-        self._check_topic(topic)
-        if topic in self._feeds_taken:
-            raise TransportError(f"gossip on {topic!r} already has a consumer")
-        self._feeds_taken.add(topic)
+        claim_feed(self._feeds_taken, topic, self.topics)
         return _GossipFeed(self._subscriptions[topic], self._id)
 
     @asynccontextmanager
@@ -332,33 +332,20 @@ class Libp2pTransport:
             peer_id = ID.from_base58(peer)
         except Exception:
             raise PeerUnavailable("that is not a device id") from None
-        try:
-            with trio.fail_after(self._config.open_stream_timeout):
-                net_stream = await self._host.new_stream(peer_id, [REQUEST_PROTOCOL])
-        except trio.TooSlowError:
-            raise PeerUnavailable(f"opening a stream to {peer[-8:]} timed out") from None
-        except _BROKEN as exc:
-            # Includes a stale connection just after the peer died: not a retry case.
-            raise PeerUnavailable(
-                f"cannot open a stream to {peer[-8:]} ({type(exc).__name__})"
-            ) from None
+        # A stale connection just after the peer died fails here too: not a retry case.
+        with _peer_call(f"opening a stream to {peer[-8:]}", self._config.open_stream_timeout):
+            net_stream = await self._host.new_stream(peer_id, [REQUEST_PROTOCOL])
         stream = Libp2pStream(net_stream, peer, self._config.max_frame_size)
         async with closing_stream(stream, client=True) as opened:
             yield opened
 
     def serve(self, handler: StreamHandler) -> None:
-        if self._handler is not None:
-            raise TransportError("a stream handler is already set")
-        self._handler = handler
+        self._handler = claim_handler(self._handler, handler)
         # Registered only now, so a peer asking a non-serving node fails at
         # protocol negotiation (PeerUnavailable at open), as on every transport.
         self._host.set_stream_handler(REQUEST_PROTOCOL, self._on_stream)
 
     # -- internals ------------------------------------------------------------
-
-    def _check_topic(self, topic: str) -> None:
-        if topic not in self.topics:
-            raise TransportError(f"unknown gossip topic {topic!r}; expected one of {self.topics}")
 
     def _validate(self, forwarder: ID, message: rpc_pb2.Message) -> bool:
         """Topic validator: origin must be us, or allowed and (when the node
@@ -385,15 +372,8 @@ class Libp2pTransport:
         await run_handler(self._handler, stream)
 
     async def _dial(self, info: PeerInfo) -> None:
-        try:
-            with trio.fail_after(self._config.dial_timeout):
-                await self._host.connect(info)
-        except trio.TooSlowError:
-            raise PeerUnavailable(f"dialling {info.peer_id.to_base58()[-8:]} timed out") from None
-        except _BROKEN as exc:
-            raise PeerUnavailable(
-                f"cannot dial {info.peer_id.to_base58()[-8:]} ({type(exc).__name__})"
-            ) from None
+        with _peer_call(f"dialling {info.peer_id.to_base58()[-8:]}", self._config.dial_timeout):
+            await self._host.connect(info)
 
     async def start(self, nursery: trio.Nursery, bootstrap: Sequence[str]) -> None:
         await self._pubsub.wait_until_ready()
@@ -432,6 +412,19 @@ class Libp2pTransport:
         with trio.move_on_after(self._config.drain_timeout):
             while any(len(queue) for queue in self._pubsub.peer_queues.values()):
                 await trio.sleep(0.01)
+
+
+@contextmanager
+def _peer_call(doing: str, timeout: float) -> Iterator[None]:
+    """Bound one call to a peer by ``timeout``; a timeout or a broken
+    connection raises :class:`PeerUnavailable` saying what we were ``doing``."""
+    try:
+        with trio.fail_after(timeout):
+            yield
+    except trio.TooSlowError:
+        raise PeerUnavailable(f"{doing} timed out") from None
+    except _BROKEN as exc:
+        raise PeerUnavailable(f"{doing} failed ({type(exc).__name__})") from None
 
 
 def _peer_info(address: str) -> PeerInfo:

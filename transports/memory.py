@@ -52,6 +52,9 @@ from .base import (
     StreamHandler,
     TransportError,
     check_allowed,
+    check_topic,
+    claim_feed,
+    claim_handler,
     closing_stream,
     run_handler,
 )
@@ -260,16 +263,13 @@ class MemoryTransport:
 
     async def publish(self, topic: str, data: bytes) -> None:
         self._raise_if_down()
-        _check_topic(topic)
+        check_topic(topic)
         await self._network.wait_reachable(self._id, self._id)
         self._network.deliver_gossip(self._id, topic, bytes(data))
         await trio.lowlevel.checkpoint()
 
     def gossip(self, topic: str) -> _GossipFeed:
-        _check_topic(topic)
-        if topic in self._feeds_taken:
-            raise TransportError(f"gossip on {topic!r} already has a consumer")
-        self._feeds_taken.add(topic)
+        claim_feed(self._feeds_taken, topic)
         return _GossipFeed(self._network, self._id, self._inboxes[topic])
 
     @asynccontextmanager
@@ -280,9 +280,7 @@ class MemoryTransport:
             yield opened
 
     def serve(self, handler: StreamHandler) -> None:
-        if self._handler is not None:
-            raise TransportError("a stream handler is already set")
-        self._handler = handler
+        self._handler = claim_handler(self._handler, handler)
 
     # -- used by the network ---------------------------------------------
 
@@ -306,11 +304,6 @@ class MemoryTransport:
     def _raise_if_down(self) -> None:
         if not self.alive:
             raise TransportError("this node has left the memory network")
-
-
-def _check_topic(topic: str) -> None:
-    if topic not in TOPICS:
-        raise TransportError(f"unknown gossip topic {topic!r}; expected one of {TOPICS}")
 
 
 class MemoryNetwork:

@@ -28,13 +28,14 @@ from contextlib import AsyncExitStack, asynccontextmanager
 import trio
 
 from .base import (
-    TOPICS,
     ChannelFeed,
     MessageStream,
     PeerUnavailable,
     StreamHandler,
     Transport,
     TransportError,
+    check_topic,
+    claim_feed,
 )
 from .ble_relay import SeenSet
 from .linkchoice import link_order
@@ -81,8 +82,7 @@ class MultiTransport:
         raise PeerUnavailable(f"no transport can reach {address[:64]!r}")
 
     async def publish(self, topic: str, data: bytes) -> None:
-        if topic not in TOPICS:
-            raise TransportError(f"unknown gossip topic {topic!r}; expected one of {TOPICS}")
+        check_topic(topic)
         sent = 0
         for transport in self._transports:
             try:
@@ -94,10 +94,8 @@ class MultiTransport:
             raise TransportError("gossip could not be published on any transport")
 
     def gossip(self, topic: str) -> AsyncIterator[tuple[str, bytes]]:
-        if topic in self._feeds_taken:
-            raise TransportError(f"gossip on {topic!r} already has a consumer")
+        claim_feed(self._feeds_taken, topic)
         feeds = [t.gossip(topic) for t in self._transports]
-        self._feeds_taken.add(topic)
         send, receive = trio.open_memory_channel[tuple[str, bytes]](self._gossip_buffer)
         seen = SeenSet(SEEN_GOSSIP)
         for feed in feeds:
