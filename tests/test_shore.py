@@ -152,8 +152,19 @@ async def test_past_deadline_refused_before_work(tiny_model: Path) -> None:
     assert shore.hot() == ()
 
 
+async def test_first_token_at_once_then_joined_pieces(tiny_model: Path) -> None:
+    every = Recorder()
+    usage = await Shore([spec(tiny_model)], ShoreConfig(stream_interval=0)).run(
+        request(max_tokens=24), every)
+    joined = Recorder()
+    await Shore([spec(tiny_model)], ShoreConfig(stream_interval=60)).run(
+        request(max_tokens=24), joined)
+    assert len(every.chunks) > 10 and usage.completion_tokens == 24
+    assert joined.chunks == [every.chunks[0], "".join(every.chunks[1:])]  # greedy: same text
+
+
 async def test_one_generation_at_a_time_per_model(tiny_model: Path) -> None:
-    shore = Shore([spec(tiny_model)])
+    shore = Shore([spec(tiny_model)], ShoreConfig(stream_interval=0))
     order: list[str] = []
 
     def tagged(tag: str) -> Any:
@@ -245,3 +256,25 @@ async def test_mesh_streams_real_generation_and_client_cancel_stops_it(tiny_mode
             usage = await shore.run(request(max_tokens=1), Recorder())
         generated = loader.tokens_at_start[-1] - usage.prompt_tokens
         assert len(gone.chunks) == 2 and 1 <= generated < 100  # of the 400 asked for
+
+
+@pytest.mark.slow
+def test_two_processes_real_generation_through_the_mesh(tiny_model: Path, tmp_path: Path) -> None:
+    from islandrun.node.cmd_models import add_model
+    from tests.mesh_procs import ask, mesh, wait_until
+
+    with mesh(tmp_path, ["phone", "laptop"], "--defer") as (phone, laptop):
+        add_model(laptop.home, spec(tiny_model))
+        laptop.start()  # [[models]] configured: SHORE is the executor
+        phone.start("--bootstrap", laptop.address)
+        assert laptop.status()["models"] == ["tiny"] and phone.status()["models"] == ["echo"]
+
+        def laptop_offers_tiny() -> bool:
+            view = next((p for p in phone.peers_json() if p["device_id"] == laptop.device_id), {})
+            return view.get("liveness") == "alive" and view.get("models") == ["tiny"]
+
+        wait_until(laptop_offers_tiny, 30, "the laptop's advert to list its model")
+        out = ask(phone, "Tell me about islands.", "--model", "tiny", timeout=60)
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.strip() and "Tell me about islands" not in out.stdout
+        assert laptop.device_id[-8:] in out.stderr
