@@ -32,6 +32,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "cmd_sanitize",
     "cmd_route",
     "cmd_demo",
+    "cmd_index",
 )
 
 

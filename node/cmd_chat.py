@@ -58,7 +58,7 @@ def _turn(args: argparse.Namespace, messages: list[dict[str, str]], conversation
         "messages": messages,
         "stream": True,
         "islandrun": {"conversation": conversation, "island": args.peer, "tier": args.tier,
-                      "explain": getattr(args, "explain", False)},
+                      "dataset": args.dataset, "explain": getattr(args, "explain", False)},
     }
     answer = []
     for event in _stream_chat(args, body):
@@ -104,6 +104,8 @@ def cmd_chat(args: argparse.Namespace) -> int:
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--peer", help="device id of the island to use (default: WAVES chooses)")
     p.add_argument("--model", help="model name the island must offer")
+    p.add_argument("--dataset", metavar="NAME",
+                   help="answer from this dataset, on the island that holds it")
     p.add_argument("--tier", choices=("primary", "secondary", "burstable"), default="secondary",
                    help="primary runs here; secondary here while capacity lasts; burstable rarely")
 

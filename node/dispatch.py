@@ -145,7 +145,11 @@ _NO_MEASUREMENTS = LatencyBook()
 
 
 def local_snapshot(
-    device_id: str, name: str, models: Sequence[m.ModelInfo], report: CapacityReport | None
+    device_id: str,
+    name: str,
+    models: Sequence[m.ModelInfo],
+    report: CapacityReport | None,
+    datasets: Sequence[m.DatasetInfo] = (),
 ) -> IslandSnapshot:
     """This device as an island (trust and privacy 1.0: it holds the data)."""
     return IslandSnapshot(
@@ -155,6 +159,7 @@ def local_snapshot(
         privacy=1.0,
         trust=1.0,
         models=frozenset(x.name for x in models),
+        datasets=frozenset(d.name for d in datasets),
         capacity=report.capacity if report else 0.0,
         in_flight=report.in_flight if report else 0,
         is_local=True,

@@ -64,11 +64,13 @@ from .executor import EchoExecutor, Executor, Usage
 from .home import PersistentSequence, write_private
 from .horizon import Horizon
 from .identity import Identity
+from .index import open_indexes
 from .lighthouse import IslandView, Membership, seal_advert
 from .lighthouse_config import LAN, LighthouseConfig
 from .pairing_service import PairingService
 from .pairing_store import PairingStore
 from .ratelimit import RateLimitConfig, RateLimiter
+from .retrieval import RetrievalExecutor
 from .shipping import IslandFailed, ShippingConfig, serve_request, ship_request
 from .tide import FixedLoad, Load, NoGpu, PsutilBattery, Tide
 from .tide_capacity import TideConfig
@@ -109,6 +111,10 @@ class Node:
     ) -> None:
         self.home, self.identity, self.config, self.options = home, ident, cfg, options
         self.tide = tide
+        found = open_indexes(home)  # the datasets held here (data locality)
+        for problem in found.problems:
+            log.warning("index skipped: %s", problem)
+        self.executor = RetrievalExecutor(options.executor, found.indexes)
         self.sealer = ident.sealer()
         self.sequence = PersistentSequence(home)
         self.advertiser = Advertiser(options.lighthouse)
@@ -182,6 +188,7 @@ class Node:
             device_id=self.identity.device_id,
             name=self.identity.name,
             models=self.options.executor.models(),
+            datasets=self.executor.datasets(),
             capacity=report.capacity,
             in_flight=report.in_flight,
             battery_pct=report.battery_pct,
@@ -248,6 +255,7 @@ class Node:
                     self.identity.name,
                     self.options.executor.models(),
                     self.tide.report(),
+                    self.executor.datasets(),
                 )
             )
         return islands
@@ -282,7 +290,7 @@ class Node:
     ) -> Usage:
         self.tide.begin_request()
         try:
-            return await self.options.executor.run(request, on_chunk)
+            return await self.executor.run(request, on_chunk)
         finally:
             self.tide.end_request()
 
@@ -337,7 +345,7 @@ class Node:
             await serve_request(
                 stream,
                 self.sealer,
-                self.options.executor,
+                self.executor,
                 is_allowed=self.is_allowed,
                 config=self.options.shipping,
                 others=self.pairing.handlers(),
