@@ -13,7 +13,7 @@ import argparse
 import importlib
 import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from islandrun import __version__
@@ -67,6 +67,26 @@ def cmd_id(args: argparse.Namespace) -> int:
         print(f"device id:  {ident.device_id}")
         print(f"public key: {ident.public_key.hex()}")
     return 0
+
+
+def add_group(
+    subparsers: argparse._SubParsersAction,
+    name: str,
+    *,
+    help: str,
+    description: str,
+    list_func: Callable[[argparse.Namespace], int],
+    list_help: str,
+) -> argparse._SubParsersAction:
+    """A command with actions (``NAME list|add|remove ...``) whose bare form,
+    like ``NAME list``, lists what it manages (``--json`` for scripts)."""
+    parser = subparsers.add_parser(name, help=help, description=description)
+    parser.set_defaults(func=list_func, json=False)
+    sub = parser.add_subparsers(title="actions", metavar="ACTION")
+    p = sub.add_parser("list", help=list_help)
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=list_func)
+    return sub
 
 
 def build_parser() -> argparse.ArgumentParser:

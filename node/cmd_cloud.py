@@ -22,6 +22,7 @@ from dataclasses import asdict
 from typing import Any
 
 from . import config
+from .cli import add_group
 from .errors import NodeError
 from .home import resolve_home
 from .horizon_budget import BudgetLedger, load_ledger
@@ -34,7 +35,8 @@ class CloudCommandError(NodeError):
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    parser = subparsers.add_parser(
+    sub = add_group(
+        subparsers,
         NAME,
         help="list, add or remove cloud islands (OpenAI-compatible APIs)",
         description=(
@@ -42,12 +44,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
             "provider, vLLM, Ollama, llama.cpp's server) WAVES may route requests to, always "
             "through MIST sanitisation when trust < 1. Restart the node to apply."
         ),
+        list_func=cmd_list,
+        list_help="show cloud islands with spend against their budgets",
     )
-    parser.set_defaults(func=cmd_list, json=False)
-    sub = parser.add_subparsers(title="actions", metavar="ACTION")
-    p = sub.add_parser("list", help="show cloud islands with spend against their budgets")
-    p.add_argument("--json", action="store_true", help="print JSON")
-    p.set_defaults(func=cmd_list)
     p = sub.add_parser("add", help="add a cloud island")
     p.add_argument("name", metavar="NAME", help="island name (letters, digits, . _ -)")
     p.add_argument("--url", required=True,

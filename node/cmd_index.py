@@ -16,30 +16,29 @@ import sys
 from pathlib import Path
 
 from . import config, index
+from .cli import add_group
 from .home import ensure_home, resolve_home
 
 NAME = "index"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    parser = subparsers.add_parser(
+    sub = add_group(
+        subparsers,
         NAME,
         help="build, list or remove the retrieval indexes (datasets) this device holds",
         description=(
             "Index local documents so requests naming the dataset run here, with the "
             "documents never leaving this device. Restart the node to apply a change."
         ),
+        list_func=cmd_list,
+        list_help="show the indexes",
     )
-    parser.set_defaults(func=cmd_list, json=False)
-    sub = parser.add_subparsers(title="actions", metavar="ACTION")
     p = sub.add_parser("add", help="index the text files of a directory as dataset NAME")
     p.add_argument("name", metavar="NAME", help="dataset name requests use")
     p.add_argument("directory", type=Path, metavar="DIR", help="directory of documents")
     p.add_argument("--replace", action="store_true", help="rebuild an existing index")
     p.set_defaults(func=cmd_add)
-    p = sub.add_parser("list", help="show the indexes")
-    p.add_argument("--json", action="store_true", help="print JSON")
-    p.set_defaults(func=cmd_list)
     p = sub.add_parser("remove", help="delete an index (the documents are kept)")
     p.add_argument("name", metavar="NAME")
     p.set_defaults(func=cmd_remove)

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from . import config, tinymodel
+from .cli import add_group
 from .errors import NodeError
 from .home import ensure_home, resolve_home
 
@@ -34,19 +35,17 @@ class ModelsError(NodeError):
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    parser = subparsers.add_parser(
+    sub = add_group(
+        subparsers,
         NAME,
         help="list, add or remove the GGUF models this device runs",
         description=(
             "Manage the [[models]] entries of config.toml: the GGUF files SHORE runs with "
             "llama.cpp and adverts offer to paired devices. Restart the node to apply."
         ),
+        list_func=cmd_list,
+        list_help="show the configured models",
     )
-    parser.set_defaults(func=cmd_list, json=False)
-    sub = parser.add_subparsers(title="actions", metavar="ACTION")
-    p = sub.add_parser("list", help="show the configured models")
-    p.add_argument("--json", action="store_true", help="print JSON")
-    p.set_defaults(func=cmd_list)
     p = sub.add_parser("add", help="register a GGUF model file")
     p.add_argument("path", type=Path, metavar="PATH", help="the .gguf file")
     p.add_argument("--name", help="name requests use (default: the file name without .gguf)")
