@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import hmac
 import json
-import logging
 import secrets
 import time
 import uuid
@@ -54,11 +53,11 @@ from .dispatch import Outcome, RateLimited, Refused
 from .home import write_private
 from .waves import Decision
 
-log = logging.getLogger("islandrun.api")
-
 TOKEN_FILE = "api.token"
 #: Largest request body accepted (bytes): a long history, well below memory.
 MAX_BODY = 4 * 1024 * 1024
+#: Seconds allowed to receive a request body (not the answer, which may stream for long).
+BODY_TIMEOUT = 30
 
 Ask = Callable[..., Awaitable[Outcome]]
 Scope = dict[str, Any]
@@ -198,10 +197,14 @@ class ChatEndpoint:
             raise ApiError(401, "missing or wrong bearer token (see `islandnode token`)",
                            "authentication_error")
         body = b""
-        async for piece in request.stream():
-            body += piece
-            if len(body) > MAX_BODY:
-                raise _bad(f"request body over {MAX_BODY} bytes")
+        with trio.move_on_after(BODY_TIMEOUT) as timer:
+            async for piece in request.stream():
+                body += piece
+                if len(body) > MAX_BODY:
+                    raise _bad(f"request body over {MAX_BODY} bytes")
+        if timer.cancelled_caught:
+            raise ApiError(408, f"request body not received within {BODY_TIMEOUT} s",
+                           "invalid_request_error")
         try:
             data = json.loads(body)
         except (ValueError, UnicodeDecodeError):

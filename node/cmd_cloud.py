@@ -97,16 +97,7 @@ def cmd_add(args: argparse.Namespace) -> int:
 
 
 def cmd_remove(args: argparse.Namespace) -> int:
-    def drop(data: dict[str, Any]) -> None:
-        entries = data.get("cloud", [])
-        if not any(e.get("name") == args.name for e in entries):
-            have = ", ".join(str(e.get("name")) for e in entries) or "none"
-            raise CloudCommandError(f"no cloud island named {args.name!r} (configured: {have})")
-        data["cloud"] = [e for e in entries if e.get("name") != args.name]
-        if not data["cloud"]:
-            del data["cloud"]
-
-    config.update_config(resolve_home(args.home), drop)
+    config.remove_entry(resolve_home(args.home), "cloud", args.name, "cloud island")
     print(f"removed cloud island {args.name!r}; restart the node to stop routing to it")
     return 0
 

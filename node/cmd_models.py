@@ -100,16 +100,7 @@ def cmd_add(args: argparse.Namespace) -> int:
 
 
 def cmd_remove(args: argparse.Namespace) -> int:
-    def drop(data: dict[str, Any]) -> None:
-        entries = data.get("models", [])
-        if not any(e.get("name") == args.name for e in entries):
-            have = ", ".join(str(e.get("name")) for e in entries) or "none"
-            raise ModelsError(f"no model named {args.name!r} (configured: {have})")
-        data["models"] = [e for e in entries if e.get("name") != args.name]
-        if not data["models"]:
-            del data["models"]
-
-    config.update_config(resolve_home(args.home), drop)
+    config.remove_entry(resolve_home(args.home), "models", args.name, "model")
     print(f"removed model {args.name!r}; restart the node to stop offering it")
     return 0
 

@@ -488,3 +488,18 @@ def update_config(home: Path, change: typing.Callable[[dict[str, Any]], None]) -
     data = tomllib.loads(path.read_text(encoding="utf-8"))
     change(data)
     return _write(path, data)
+
+
+def remove_entry(home: Path, section: str, name: str, what: str) -> NodeConfig:
+    """Drop the ``[[section]]`` entry called ``name`` (``what`` names it for people)."""
+
+    def drop(data: dict[str, Any]) -> None:
+        entries = data.get(section, [])
+        if not any(e.get("name") == name for e in entries):
+            have = ", ".join(str(e.get("name")) for e in entries) or "none"
+            raise ConfigError(f"no {what} named {name!r} (configured: {have})")
+        data[section] = [e for e in entries if e.get("name") != name]
+        if not data[section]:
+            del data[section]
+
+    return update_config(home, drop)

@@ -15,10 +15,9 @@ refused" into :class:`NodeNotRunning` with the command that fixes it.
 
 from __future__ import annotations
 
-import json
 import os
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +27,7 @@ from hypercorn.config import Config
 from hypercorn.trio import serve
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from islandrun.protocol.errors import IslandRunError
@@ -79,26 +78,6 @@ def _call(home: Path, method: str, path: str, body: dict[str, Any] | None, timeo
     return response.json()
 
 
-def stream(home: Path, path: str, body: dict[str, Any], *, timeout: float = 120.0) -> Iterator[Any]:
-    """POST ``body`` to ``path`` and yield the NDJSON objects streamed back."""
-    sock = socket_path(home)
-    if not sock.exists():
-        raise _not_running(home)
-    transport = httpx.HTTPTransport(uds=str(sock))
-    try:
-        with (
-            httpx.Client(transport=transport, base_url="http://node", timeout=timeout) as client,
-            client.stream("POST", path, json=body) as response,
-        ):
-            for line in response.iter_lines():
-                if line:
-                    yield json.loads(line)
-    except (httpx.ConnectError, httpx.RemoteProtocolError):
-        raise _not_running(home) from None
-    except httpx.TimeoutException:
-        raise NodeError(f"the node for {home} did not answer within {timeout:.0f} s") from None
-
-
 def claim_socket(home: Path) -> Path:
     """Make sure no other node runs for ``home``; remove a stale socket."""
     sock = socket_path(home)
@@ -118,11 +97,7 @@ def claim_socket(home: Path) -> Path:
 
 
 def build_app(routes: dict[str, Handler]) -> Starlette:
-    """A Starlette app whose handlers return JSON-ready values.
-
-    A handler that returns an async iterator streams its items as NDJSON
-    (one JSON object a line), e.g. the chunks of an answer.
-    """
+    """A Starlette app whose handlers return JSON-ready values."""
 
     def endpoint(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         async def call(request: Request) -> Response:
@@ -130,9 +105,6 @@ def build_app(routes: dict[str, Handler]) -> Starlette:
                 result = await handler(request)
             except IslandRunError as exc:  # the CLI prints it as it is
                 return JSONResponse({"error": str(exc)}, status_code=400)
-            if isinstance(result, AsyncIterator):
-                lines = (json.dumps(item) + "\n" async for item in result)
-                return StreamingResponse(lines, media_type="application/x-ndjson")
             return JSONResponse(result)
 
         return call

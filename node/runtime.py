@@ -177,7 +177,11 @@ class Node:
         return loaded.membership
 
     def save_cache(self) -> None:
-        write_private(self.home / CACHE_FILE, self.membership.to_cache_bytes())
+        """Persist the island list; a failed write is logged, never fatal."""
+        try:
+            write_private(self.home / CACHE_FILE, self.membership.to_cache_bytes())
+        except OSError as exc:
+            log.warning("island cache not saved: %s", exc.strerror)
 
     # -- our advert ----------------------------------------------------------
 
@@ -379,8 +383,12 @@ async def advertise_loop(node: Node, transport: Transport) -> None:
         now = time.time()
         advert = node.advert()
         if node.advertiser.due(advert, now):
-            await transport.publish(TOPIC_ADVERTS, node.signed_advert(advert, now))
-            node.advertiser.published(advert, now)
+            try:
+                await transport.publish(TOPIC_ADVERTS, node.signed_advert(advert, now))
+            except (IslandRunError, OSError) as exc:  # retried on the next round
+                log.warning("advert not published: %s", exc)
+            else:
+                node.advertiser.published(advert, now)
         wait = max(0.05, node.advertiser.due_at(advert, now) - now)
         with trio.move_on_after(min(wait, 1.0)):  # re-read TIDE at least every second
             await node.changed.wait()
@@ -428,6 +436,14 @@ def _announce(listen: tuple[str, ...]) -> tuple[list[str], int]:
 
 
 async def discovery_loop(node: Node, transport: Transport) -> None:
+    """Find peers on the LAN; without mDNS the node still runs (bootstrap, pairing)."""
+    try:
+        await _discover(node, transport)
+    except (IslandRunError, OSError) as exc:
+        log.warning("mDNS unavailable (%s); continuing without LAN discovery", exc)
+
+
+async def _discover(node: Node, transport: Transport) -> None:
     from islandrun.transports.mdns import open_mdns
 
     listen = node.options.listen or node.config.mesh.listen

@@ -253,7 +253,9 @@ class SequenceAllocator:
     Pure: the caller passes ``now`` and does the I/O.
     """
 
-    BLOCK = 1_000_000  # one second's worth of microseconds
+    #: A minute's worth of microseconds: one disk write a minute at advert
+    #: rates, and a restart skips at most a minute of numbers (harmless).
+    BLOCK = 60_000_000
 
     def __init__(self, persisted: int = 0) -> None:
         self._last = persisted

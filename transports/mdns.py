@@ -31,6 +31,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import trio
+from zeroconf import Error as ZeroconfError
 from zeroconf import (
     InterfaceChoice,
     IPVersion,
@@ -154,9 +155,12 @@ async def open_mdns(
     """
     _check_ips(announce_ips)
     choice = list(interfaces) if interfaces is not None else InterfaceChoice.All
-    zeroconf = await trio.to_thread.run_sync(
-        lambda: Zeroconf(interfaces=choice, ip_version=IPVersion.V4Only)
-    )
+    try:
+        zeroconf = await trio.to_thread.run_sync(
+            lambda: Zeroconf(interfaces=choice, ip_version=IPVersion.V4Only)
+        )
+    except (ZeroconfError, OSError) as exc:
+        raise TransportError(f"cannot start mDNS ({type(exc).__name__}: {exc})") from None
     send, receive = trio.open_memory_channel[Found](FOUND_BUFFER)
     discovery = MdnsDiscovery(
         zeroconf, device_id, trio.lowlevel.current_trio_token(), send, receive
@@ -164,8 +168,11 @@ async def open_mdns(
     info = _service_info(device_id, port, announce_ips)
     browser: ServiceBrowser | None = None
     try:
-        browser = ServiceBrowser(zeroconf, SERVICE_TYPE, handlers=[discovery.on_change])
-        await trio.to_thread.run_sync(zeroconf.register_service, info)
+        try:
+            browser = ServiceBrowser(zeroconf, SERVICE_TYPE, handlers=[discovery.on_change])
+            await trio.to_thread.run_sync(zeroconf.register_service, info)
+        except (ZeroconfError, OSError) as exc:
+            raise TransportError(f"cannot announce on mDNS ({type(exc).__name__})") from None
         yield discovery
     finally:
         send.close()
