@@ -216,8 +216,10 @@ _CONTEXT_IDS: tuple[tuple[re.Pattern[str], re.Pattern[str], T, float], ...] = tu
     )
 )
 # Long digit strings and letter-digit codes ("AB123456", "HP-0098765", "123456X").
+# The look-behind (a word start) also spares the engine trying every letter of a word.
 _LONE_ID = re.compile(
-    r"(?:\d{6,}|[A-Za-z]{1,4}-?\d{4,}|\d{4,}-?[A-Za-z]{1,4})[A-Za-z0-9\-]{0,16}(?![\w\-])"
+    r"(?<![\w\-])(?:\d{6,}|[A-Za-z]{1,4}-?\d{4,}|\d{4,}-?[A-Za-z]{1,4})[A-Za-z0-9\-]{0,16}"
+    r"(?![\w\-])"
 )
 
 _STREET_NUMBER = r"\d{1,5}[A-Za-z]?(?:[-/]\d{1,4})?"
@@ -248,7 +250,9 @@ _ADDRESS_RULES: tuple[tuple[re.Pattern[str], float, _Gate], ...] = (
 )
 # One compound word ending in a street type ("Hammarvägen 15", "Brixtonlaan"), optionally
 # with its house number; an ordinary English word ("Spring") is not a street name.
-_CAPITALISED_WORD = re.compile(rf"[{UPPER}][\w\-]{{2,}}\.?")
+_STREET_WORD = re.compile(
+    rf"(?=[{UPPER}][\w\-]{{2}})[\w\-]*(?i:{'|'.join(map(re.escape, STREET_ENDINGS))})(?![\w\-])"
+)
 _LEADING_NUMBER = re.compile(rf"(?<![\w,.\-]){_STREET_NUMBER},?[ \t]+$")
 _HOUSE_NUMBER = re.compile(rf"\s+{_STREET_NUMBER}\b")
 POSTAL_CODE = re.compile(r"\b(?:\d{2}-\d{3}|\d{3}\s\d{2}|\d{4,6}(?:-\d{4})?)\b")
@@ -445,8 +449,7 @@ def _context_ids(view: str, low: str) -> Iterator[Candidate]:
 
 def _lone_ids(view: str, low: str) -> Iterator[Candidate]:
     for m in _LONE_ID.finditer(view):
-        if m.start() == 0 or not (view[m.start() - 1].isalnum() or view[m.start() - 1] in "-_"):
-            yield Candidate(T.ID_NUMBER, m.start(), m.end(), 0.45)
+        yield Candidate(T.ID_NUMBER, m.start(), m.end(), 0.45)
 
 
 def _addresses(view: str, low: str) -> Iterator[Candidate]:
@@ -457,11 +460,8 @@ def _addresses(view: str, low: str) -> Iterator[Candidate]:
                     number = _LEADING_NUMBER.search(view, max(0, m.start() - 12), m.start())
                     start = number.start() if number else m.start()
                     yield Candidate(T.STREET_ADDRESS, start, m.end(), score)
-    for m in _CAPITALISED_WORD.finditer(view):
-        word = m.group(0).lower()
-        if not word.endswith(STREET_ENDINGS) or is_common_word(word.rstrip(".")):
-            continue
-        if not _word_start(view, m.start()):
+    for m in _STREET_WORD.finditer(view):
+        if is_common_word(m.group(0).lower().rstrip(".")) or not _word_start(view, m.start()):
             continue
         number = _HOUSE_NUMBER.match(view, m.end())
         end = number.end() if number else m.end()

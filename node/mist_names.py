@@ -35,7 +35,9 @@ def _split(text: str) -> frozenset[str]:
     return frozenset(text.split())
 
 
-_TOKEN = re.compile(r"[^\W\d_][\w'’\-]*")
+# A word: a letter, then word characters, apostrophes and hyphens, not ending in either.
+_TOKEN = re.compile(r"[^\W\d_](?:[\w'’\-]*\w)?")
+_POSSESSIVE = frozenset(("'s", "’s"))
 _CONNECTORS = _split(
     """
     de da di del della dos das van von der den du le la bin ibn al y and & of
@@ -92,19 +94,22 @@ _PHRASE_MAX = max(len(k.split()) for k in _PHRASES)
 
 def find_words(view: str) -> Iterator[Candidate]:
     """Yield vocabulary and capitalised-name candidates found in ``view``."""
-    toks = [_tok(m) for m in _TOKEN.finditer(view)]
+    toks = _tokens(view)
     used = [False] * len(toks)
     yield from _phrases(view, toks, used)
     yield from _runs(view, toks, used)
     yield from _lowercase_names(view, toks, used)
 
 
-def _tok(m: re.Match[str]) -> _Tok:
-    word = m.group(0).rstrip("-'’")
-    lower = word.lower()
-    if lower.endswith(("'s", "’s")):
-        lower = lower[:-2]
-    return _Tok(m.start(), m.start() + len(word), word, lower)
+def _tokens(view: str) -> list[_Tok]:
+    toks = []
+    for m in _TOKEN.finditer(view):
+        word = m.group()
+        lower = word.lower()
+        if lower[-2:] in _POSSESSIVE:
+            lower = lower[:-2]
+        toks.append(_Tok(m.start(), m.end(), word, lower))
+    return toks
 
 
 def _phrases(view: str, toks: list[_Tok], used: list[bool]) -> Iterator[Candidate]:
