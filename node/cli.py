@@ -33,6 +33,10 @@ COMMAND_MODULES: tuple[str, ...] = (
     "cmd_route",
     "cmd_demo",
     "cmd_index",
+    "cmd_conversations",
+    "cmd_status",
+    "cmd_doctor",
+    "cmd_simulate",
 )
 
 

@@ -4,7 +4,10 @@
 (``node/api.py``), exactly as any other application would be: they find it
 through the control API (``/status``), authenticate with the token, and
 stream the answer. ``chat`` keeps one conversation id, so MIST's placeholders
-stay stable across turns and the history goes with every request.
+stay stable across turns; it sends only each new turn, since the node keeps
+the history in the personal group state -- which is also what lets
+``chat --conversation ID`` continue, on any of the owner's personal devices,
+a conversation started on another. ``ask`` is one-shot and is not kept.
 """
 
 from __future__ import annotations
@@ -85,19 +88,17 @@ def _report(decision: dict[str, Any]) -> None:
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
-    _turn(args, [{"role": "user", "content": args.prompt}], uuid.uuid4().hex)
+    _turn(args, [{"role": "user", "content": args.prompt}], "")
     return 0
 
 
 def cmd_chat(args: argparse.Namespace) -> int:
     conversation = args.conversation or uuid.uuid4().hex
     print(f"conversation {conversation} (empty line or Ctrl-D to leave)", file=sys.stderr)
-    messages: list[dict[str, str]] = []
-    for line in sys.stdin:
+    for line in sys.stdin:  # the node adds the history (it keeps the conversation)
         if not line.strip():
             break
-        messages.append({"role": "user", "content": line.rstrip("\n")})
-        messages.append({"role": "assistant", "content": _turn(args, messages, conversation)})
+        _turn(args, [{"role": "user", "content": line.rstrip("\n")}], conversation)
     return 0
 
 

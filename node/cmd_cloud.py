@@ -9,7 +9,9 @@ stays in ``spend.json``).
 Every change goes through :func:`~islandrun.node.config.update_config`:
 validated before it is written, atomically, mode 0600. The API key itself is
 never asked for, stored or printed; ``list`` only says whether the variable
-is set in this shell. A running node picks changes up when it restarts.
+is set in this shell. A running node applies a change within seconds and
+shares it with the owner's other personal devices (``groupconfig``: the
+variable's name travels, never its value).
 """
 
 from __future__ import annotations
@@ -42,7 +44,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         description=(
             "Manage the [[cloud]] entries of config.toml: OpenAI-compatible APIs (a hosted "
             "provider, vLLM, Ollama, llama.cpp's server) WAVES may route requests to, always "
-            "through MIST sanitisation when trust < 1. Restart the node to apply."
+            "through MIST sanitisation when trust < 1. A running node applies changes within "
+            "seconds and shares them with your other personal devices (never the API key)."
         ),
         list_func=cmd_list,
         list_help="show cloud islands with spend against their budgets",
@@ -88,8 +91,8 @@ def cmd_add(args: argparse.Namespace) -> int:
         entries.append({k: v for k, v in entry.items() if v is not None and v != ""})
 
     cfg = config.update_config(resolve_home(args.home), append)
-    print(f"added cloud island {args.name!r} ({cfg.cloud[-1].device_id}); restart the node "
-          "to route to it")
+    print(f"added cloud island {args.name!r} ({cfg.cloud[-1].device_id}); a running node "
+          "routes to it within seconds, and your other personal devices get it too")
     if args.api_key_env and not os.environ.get(args.api_key_env):
         print(f"note: ${args.api_key_env} is not set in this shell; the node needs it set "
               "when it runs")
@@ -98,7 +101,8 @@ def cmd_add(args: argparse.Namespace) -> int:
 
 def cmd_remove(args: argparse.Namespace) -> int:
     config.remove_entry(resolve_home(args.home), "cloud", args.name, "cloud island")
-    print(f"removed cloud island {args.name!r}; restart the node to stop routing to it")
+    print(f"removed cloud island {args.name!r}; a running node stops routing to it within "
+          "seconds, on your other personal devices too")
     return 0
 
 

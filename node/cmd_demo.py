@@ -1,169 +1,239 @@
-"""``islandnode demo``: a local mesh of real nodes, shown step by step.
+"""``islandnode demo``: a local mesh of real nodes running the paper's healthcare workload.
 
-The README's first command ends here. It starts three real ``islandnode
-run`` processes on loopback (a laptop, a phone and a home server, each
-with its own key and home in a throwaway directory), waits for their signed
-adverts to converge, shows what MIST would let leave the device for a
-healthcare prompt, routes a few requests through WAVES and the mesh, and
-shuts everything down. Nothing leaves 127.0.0.1.
+The README's first command ends here. In a throwaway directory it:
 
-It grows with the capabilities it shows (pairing, real models, a cloud
-island); until SHORE lands, islands answer with the built-in echo executor.
+1. generates the tiny GGUF model (once; kept in the per-user cache);
+2. sets up four devices with the users' own commands -- a busy laptop, a
+   phone on low battery, a home server holding a RAG index of clinic notes,
+   and a friend's phone -- each a real ``islandnode run`` process on
+   127.0.0.1 running the tiny model through llama.cpp, plus a cloud island
+   played by a local OpenAI-compatible server (:mod:`.demo_cloud`);
+3. pairs them with one-time invite codes (``pair invite`` / ``pair join``):
+   laptop, phone and server as personal devices, the friend as a friend;
+4. sends the healthcare workload (:mod:`.demo_workload`) through the
+   laptop's OpenAI-compatible API and prints, per request, the island it
+   ran on, WAVES's reason and what MIST sanitized (entity types and counts,
+   never values), then a summary table and the privacy check: sensitive
+   requests stayed on personal islands and no planted value reached the cloud;
+5. stops every process and says whether all stopped cleanly.
+
+``--short`` (or ``ISLANDRUN_DEMO_SHORT=1``) runs four requests, for CI.
+``--dir`` keeps the homes, logs and what the cloud received; ``--report``
+writes the rows as JSON. Exit 0 only if everything held and stopped cleanly.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
-import secrets
-import signal
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx
 from rich.console import Console
 from rich.markup import escape
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from islandrun.protocol.ids import short_id
-
-from . import config, control, identity, mist
-from .errors import NodeError
-from .mist_vault import Vault
-
-ISLANDNODE = str(Path(sys.executable).parent / "islandnode")
-#: name -> extra `run` arguments. The server alone offers the "big" model.
-DEVICES = {
-    "laptop": ("--fixed-load", "0.2"),
-    "phone": ("--fixed-load", "0.6"),
-    "server": ("--fixed-load", "0.1", "--echo-model", "big"),
-}
-PROMPT = (
-    "Patient Maria Gonzalez (DOB 03/14/1962, MRN 4839201) reports chest pain; "
-    "call her at +1 415-555-0134 or maria.g@example.com. Is metformin safe?"
+from . import api, tinymodel
+from .cmd_status import gather, render
+from .demo_cloud import read_record
+from .demo_mesh import CLOUD_NAME, DEVICES, PAIRINGS, DemoMesh
+from .demo_workload import (
+    CLOUD_MODEL,
+    DATASET,
+    DOCUMENTS,
+    SHORT,
+    WORKLOAD,
+    DemoRequest,
+    Outcome,
+    outcome,
+    privacy_problems,
+    summary,
 )
-console = Console()
+
+#: Answer length per request: the tiny model's words are gibberish anyway.
+MAX_TOKENS = 24
+REQUEST_TIMEOUT = 120.0
+# Piped (CI), rich assumes 80 columns, too narrow for the tables.
+console = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
 
 
-def _wait(check: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            result = check()
-        except NodeError:
-            result = None
-        if result:
-            return result
-        time.sleep(0.2)
-    raise NodeError(f"demo: timed out waiting for {what}")
+def _progress() -> Progress:
+    return Progress(SpinnerColumn(), TextColumn("{task.description:<34}"), BarColumn(),
+                    TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
+                    console=console)
 
 
-class _Mesh:
-    """The demo's node processes; always stopped on exit."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.procs: dict[str, subprocess.Popen[bytes]] = {}
-        self.ids: dict[str, str] = {}
-
-    def create(self) -> None:
-        for name in DEVICES:
-            key = identity.create_key(self.root / name)
-            self.ids[name] = identity.Identity(key=key, name=name).device_id
-        for name in DEVICES:
-            config.write_initial_config(
-                self.root / name, name, listen=("/ip4/127.0.0.1/tcp/0",), mdns=False,
-                allow=tuple(self.ids.values()),
-            )
-
-    def start(self, name: str, *extra: str) -> None:
-        home = self.root / name
-        with open(self.root / f"{name}.log", "wb") as log:
-            self.procs[name] = subprocess.Popen(
-                [ISLANDNODE, "--home", str(home), "run", "--api", "127.0.0.1:0",
-                 *DEVICES[name], *extra],
-                stdout=log, stderr=subprocess.STDOUT,
-            )
-        _wait(lambda: control.get(home, "/status", timeout=2), 30, f"{name} to start")
-
-    def status(self, name: str) -> dict[str, Any]:
-        return control.get(self.root / name, "/status", timeout=2)
-
-    def stop(self) -> bool:
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        clean = True
-        for proc in self.procs.values():
-            try:
-                clean &= proc.wait(15) == 0
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                clean = False
-        return clean
+def tiny_model() -> Path:
+    """The demo's model file, generated once into the per-user cache."""
+    path = tinymodel.default_cache_dir() / "demo" / tinymodel.DEMO_MODEL_FILE
+    if path.is_file():
+        console.print(f"tiny model: {path} (cached)")
+        return path
+    with _progress() as progress:
+        task = progress.add_task("generating the tiny model", total=2)
+        vocab = tinymodel.ensure_vocab()
+        progress.advance(task)
+        tinymodel.build_tiny_model(vocab, path)
+        progress.advance(task)
+    return path
 
 
-def _show_peers(mesh: _Mesh) -> None:
-    table = Table("island", "id", "liveness", "capacity", "models", title="laptop's view")
-    for p in control.get(mesh.root / "laptop", "/peers"):
-        table.add_row(p["name"], short_id(p["device_id"]), p["liveness"],
-                      f"{p['capacity']:.0%}", ", ".join(p["models"]))
-    console.print(table)
+def set_up(mesh: DemoMesh, model: Path) -> None:
+    """Homes, models, the server's index and the laptop's cloud island."""
+    docs = mesh.root / "clinic-notes"
+    docs.mkdir()
+    for name, text in DOCUMENTS.items():
+        (docs / name).write_text(text)
+    with _progress() as progress:
+        task = progress.add_task("setting up 4 devices", total=len(DEVICES) * 2 + 2)
+        for device in DEVICES:
+            mesh.cli(device.name, "init", "--name", device.name)
+            mesh.cli(device.name, "models", "add", str(model), "--name", "tiny")
+            progress.advance(task, 2)
+        progress.update(task, description="building the server's RAG index")
+        mesh.cli("server", "index", "add", DATASET, str(docs))
+        progress.advance(task)
+        progress.update(task, description="starting the cloud island")
+        url = mesh.start_cloud()
+        mesh.cli("laptop", "cloud", "add", CLOUD_NAME, "--url", url, "--model", CLOUD_MODEL,
+                 "--price-in", "0.15", "--price-out", "0.6")
+        progress.update(task, description="devices set up", advance=1)
 
 
-def _show_mist() -> None:
-    analysis = mist.analyze(PROMPT)
-    sanitized = mist.sanitize(PROMPT, Vault(secrets.SystemRandom())).text
-    reasons = ", ".join(f"{r.count} {r.type.value}" for r in analysis.reasons)
-    console.print(f"[bold]MIST[/bold] sensitivity {analysis.sensitivity:.2f} "
-                  f"({analysis.level.label}): {reasons}")
-    console.print(f"  what a less-trusted island would see:\n  [cyan]{escape(sanitized)}[/cyan]")
+def start_and_pair(mesh: DemoMesh) -> None:
+    with _progress() as progress:
+        task = progress.add_task("starting the mesh", total=len(DEVICES) + len(PAIRINGS) + 1)
+        for device in DEVICES:
+            progress.update(task, description=f"starting {device.name}")
+            mesh.start(device)
+            progress.advance(task)
+        for inviter, joiner, tier in PAIRINGS:
+            progress.update(task, description=f"pairing {joiner} ({tier})")
+            mesh.pair(inviter, joiner, tier)
+            progress.advance(task)
+        progress.update(task, description="waiting for signed adverts")
+        mesh.wait_islands("laptop", len(DEVICES) - 1)
+        progress.update(task, description="mesh up, paired", advance=1)
+    for device in DEVICES:
+        console.print(f"  [bold]{device.name:<7}[/bold] {device.role}")
+    console.print(f"  [bold]{CLOUD_NAME}[/bold] a cloud island (local OpenAI-compatible "
+                  "server; records everything it receives)")
 
 
-def _ask(mesh: _Mesh, prompt: str, *args: str) -> None:
-    result = subprocess.run(
-        [ISLANDNODE, "--home", str(mesh.root / "laptop"), "ask", prompt, *args],
-        capture_output=True, text=True, timeout=60,
+def ask(mesh: DemoMesh, request: DemoRequest, me: str, tiers: dict[str, str]) -> Outcome:
+    """Send one request through the laptop's API, as any OpenAI client would."""
+    home = mesh.home("laptop")
+    status = gather(home)["node"]
+    extension: dict[str, Any] = {"tier": request.tier}
+    if request.dataset:
+        extension["dataset"] = request.dataset
+    response = httpx.post(
+        f"{status['api']}/v1/chat/completions",
+        headers={"Authorization": f"Bearer {api.load_token(home)}"},
+        json={"model": request.model, "max_tokens": MAX_TOKENS, "islandrun": extension,
+              "messages": [{"role": "user", "content": request.prompt}]},
+        timeout=REQUEST_TIMEOUT,
     )
-    answer = result.stdout.strip() or "-"
-    console.print(f"  [green]{escape(repr(prompt[:48]))}[/green] {' '.join(args)}\n"
-                  f"    answer: {escape(repr(answer[:60]))}\n    {escape(result.stderr.strip())}")
+    return outcome(request, response.json(), me, tiers)
+
+
+def _what_left(result: Outcome) -> str:
+    if result.island_tier == "refused":
+        return "nothing left the laptop"
+    if not result.sanitized:
+        return "sent as is (a personal island)"
+    return f"sanitized: {result.entities}" if result.entities != "-" else "sanitized: nothing found"
+
+
+def _show(result: Outcome) -> None:
+    where = result.island if result.island_tier == "refused" else (
+        f"{result.island} ({result.island_tier})")
+    sanitized = _what_left(result)
+    console.print(f"  [bold]{result.kind:<9}[/bold] {result.sensitivity:.2f}  "
+                  f"-> [cyan]{escape(where):<24}[/cyan] {escape(sanitized)}\n"
+                  f"            why: {escape(result.reason)}")
+
+
+def run_workload(mesh: DemoMesh, workload: tuple[DemoRequest, ...]) -> list[Outcome]:
+    laptop = mesh.home("laptop")
+    me = gather(laptop)["node"]["device_id"]
+    tiers = {p["device_id"]: p["tier"] for p in json.loads(mesh.cli("laptop", "pair", "list",
+                                                                       "--json"))}
+    console.print(f"[bold]the laptop's API receives {len(workload)} requests[/bold] "
+                  "(kind, MIST sensitivity, island, what left the device):")
+    results = []
+    for request in workload:
+        results.append(ask(mesh, request, me, tiers))
+        _show(results[-1])
+    return results
+
+
+def report(results: list[Outcome], cloud_bodies: list[dict[str, Any]]) -> list[str]:
+    table = Table("island", "tier", "requests", "sensitive", "sanitized", title="summary")
+    for island, tier, total, sensitive, sanitized in summary(results):
+        table.add_row(island, tier, str(total), str(sensitive), str(sanitized))
+    console.print(table)
+    problems = privacy_problems(results, cloud_bodies)
+    console.print(f"the cloud island received {len(cloud_bodies)} request(s), for example:")
+    for body in cloud_bodies[:2]:
+        console.print(f"  [cyan]{escape(repr(body['messages'][-1]['content']))}[/cyan]")
+    for problem in problems:
+        console.print(f"[red]PRIVACY PROBLEM: {escape(problem)}[/red]")
+    if not problems:
+        console.print("[green]privacy held:[/green] sensitive requests stayed on personal "
+                      "islands; no planted personal data reached the cloud")
+    return problems
+
+
+@contextmanager
+def _workdir(keep: Path | None) -> Iterator[Path]:
+    if keep is not None:
+        keep.mkdir(parents=True, exist_ok=True)
+        yield keep
+        return
+    with tempfile.TemporaryDirectory(prefix="islandrun-demo-") as tmp:
+        yield Path(tmp)
 
 
 def run(args: argparse.Namespace) -> int:
-    with tempfile.TemporaryDirectory(prefix="islandrun-demo-") as tmp:
-        mesh = _Mesh(Path(tmp))
-        mesh.create()
+    short = args.short or os.environ.get("ISLANDRUN_DEMO_SHORT", "") not in ("", "0")
+    model = tiny_model()
+    with _workdir(args.dir) as root:
+        mesh = DemoMesh(root)
         try:
-            with console.status("starting three islandnode processes on 127.0.0.1 ..."):
-                mesh.start("laptop")
-                hub = mesh.status("laptop")["addresses"][0]
-                for name in ("phone", "server"):
-                    mesh.start(name, "--bootstrap", hub)
-                _wait(lambda: mesh.status("laptop")["islands"] >= 2, 30, "adverts to converge")
-            console.print(f"[bold]mesh up[/bold]: {len(mesh.procs)} nodes, signed adverts "
-                          "verified by each (logs in the demo dir)")
-            _show_peers(mesh)
-            _show_mist()
-            console.print("[bold]WAVES[/bold] routes requests from the laptop:")
-            _ask(mesh, "Summarise today's calendar")
-            _ask(mesh, "Draft a reply about the project", "--model", "big")
-            _ask(mesh, PROMPT, "--model", "big")
-            _ask(mesh, "Translate this", "--model", "missing")
+            set_up(mesh, model)
+            start_and_pair(mesh)
+            console.print(render(gather(mesh.home("laptop")), time.time()))
+            results = run_workload(mesh, SHORT if short else WORKLOAD)
         finally:
             clean = mesh.stop()
-        console.print("all nodes stopped cleanly" if clean else "[red]a node did not stop cleanly")
-        if args.keep_logs:
-            for log in Path(tmp).glob("*.log"):
-                os.replace(log, Path.cwd() / f"islandrun-demo-{log.name}")
-    return 0 if clean else 1
+        problems = report(results, read_record(mesh.cloud_record))
+        if args.report:
+            args.report.write_text(json.dumps({"rows": [r.row() for r in results],
+                                               "problems": problems, "clean": clean}, indent=2))
+    console.print("all processes stopped cleanly" if clean
+                  else "[red]a process did not stop cleanly (see the logs with --dir)[/red]")
+    return 0 if clean and not problems else 1
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("demo", help="run a local demo mesh of real nodes on loopback")
-    p.add_argument("--keep-logs", action="store_true", help="copy node logs to this directory")
+    p = subparsers.add_parser(
+        "demo", help="run the healthcare demo on a local mesh of real nodes",
+        description="Starts a laptop, a phone, a home server, a friend's phone and a cloud "
+                    "island as real processes on 127.0.0.1, pairs them with invite codes, "
+                    "routes a healthcare workload and shows where each request ran and why.",
+    )
+    p.add_argument("--short", action="store_true",
+                   help="four requests instead of the full mix (also ISLANDRUN_DEMO_SHORT=1)")
+    p.add_argument("--dir", type=Path, metavar="DIR",
+                   help="work in DIR and keep it (homes, logs, what the cloud received)")
+    p.add_argument("--report", type=Path, metavar="FILE", help="write the rows as JSON")
     p.set_defaults(func=run)

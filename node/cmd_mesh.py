@@ -17,6 +17,7 @@ import trio
 from rich.console import Console
 from rich.table import Table
 
+from islandrun.protocol.errors import IslandRunError
 from islandrun.protocol.ids import short_id
 
 from . import control
@@ -25,8 +26,10 @@ from .config import NodeConfig
 from .errors import NodeError
 from .executor import EchoExecutor, Executor
 from .home import resolve_home
+from .model_files import check_model_files
 from .runtime import RunOptions, run_node
 from .shore import Shore
+from .transports_setup import ble_choice
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -48,10 +51,18 @@ def cmd_run(args: argparse.Namespace) -> int:
         mdns=False if args.no_mdns else None,
         executor=_executor(args, cfg),
         fixed_load=args.fixed_load,
+        fixed_battery=args.fixed_battery,
+        ble=ble_choice(cfg.ble, enabled=args.ble, required=args.ble_required),
         api=None if args.api == "off" else args.api,
         api_remote=args.api_remote,
     )
-    trio.run(run_node, home, ident, cfg, options)
+    try:
+        trio.run(run_node, home, ident, cfg, options)
+    except BaseExceptionGroup as group:  # one error of ours from inside a nursery: say it
+        ours, rest = group.split(IslandRunError)
+        if ours is None or rest is not None:
+            raise
+        raise _first_leaf(ours) from None
     print("node stopped", file=sys.stderr)
     return 0
 
@@ -65,7 +76,23 @@ def _executor(args: argparse.Namespace, cfg: NodeConfig) -> Executor:
     if not cfg.models:
         raise NodeError("--executor llama needs a model: run `islandnode models add PATH` "
                         "or `islandnode models add-demo`")
+    check_model_files(cfg)  # a missing file is a config error now, not at the first request
     return Shore(cfg.models)
+
+
+def _first_leaf(group: BaseExceptionGroup) -> BaseException:
+    first = group.exceptions[0]
+    return _first_leaf(first) if isinstance(first, BaseExceptionGroup) else first
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a fraction from 0 to 1, e.g. 0.15")
+    return value
 
 
 def _age(last_seen: float) -> str:
@@ -112,6 +139,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="(testing) pause of the built-in echo executor between words")
     p.add_argument("--fixed-load", type=float, metavar="FRACTION",
                    help="(testing) report this CPU and memory load instead of measuring it")
+    p.add_argument("--fixed-battery", type=_fraction, metavar="FRACTION",
+                   help="(testing) report this battery charge, not charging, e.g. 0.15")
+    p.add_argument("--ble", action="store_true",
+                   help="also run the Bluetooth LE mesh ([ble] in config.toml); without an "
+                        "adapter the node warns and runs on the LAN only")
+    p.add_argument("--ble-required", action="store_true",
+                   help="like --ble, but refuse to start without a Bluetooth adapter")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     p.set_defaults(func=cmd_run)
 

@@ -24,9 +24,9 @@ from . import config, tinymodel
 from .cli import add_group
 from .errors import NodeError
 from .home import ensure_home, resolve_home
+from .model_files import gguf_problem
 
 NAME = "models"
-GGUF_MAGIC = b"GGUF"
 DEMO_DIR = "models"
 
 
@@ -137,10 +137,6 @@ def add_model(home: Path, entry: config.ModelSection) -> config.NodeConfig:
 
 
 def _check_gguf(path: Path) -> None:
-    try:
-        with path.open("rb") as f:
-            magic = f.read(len(GGUF_MAGIC))
-    except OSError as exc:
-        raise ModelsError(f"cannot read {path}: {exc.strerror}") from None
-    if magic != GGUF_MAGIC:
-        raise ModelsError(f"{path} is not a GGUF file; llama.cpp runs .gguf models only")
+    problem = gguf_problem(path)
+    if problem is not None:
+        raise ModelsError(problem)

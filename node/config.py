@@ -40,6 +40,18 @@ Example::
     daily_budget = 1.0                 # spend ceilings (absent: none)
     monthly_budget = 20.0
 
+    [waves]                            # how WAVES ranks eligible islands (node/config_policy.py)
+    mode = "weighted"                  # or "constraint"
+    [waves.weights]                    # Eq. 1 weights, each in [0, 10]
+    cost = 0.3
+    latency = 0.3
+    trust = 0.3
+    energy = 0.3
+
+    [tide]
+    buffer = "moderate"                # capacity kept for the owner: "conservative",
+                                       # "moderate" or "aggressive" (30/20/10%)
+
 Sections written ``[[name]]`` (arrays of tables, listed in
 :data:`_TABLE_ARRAYS`) hold one entry per table; each entry is read with the
 same strict rules, and errors point at the entry's own lines.
@@ -48,7 +60,6 @@ same strict rules, and errors point at the entry's own lines.
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import math
 import re
 import tomllib
@@ -64,6 +75,9 @@ import tomli_w
 from islandrun.protocol.errors import DecodeError
 from islandrun.protocol.ids import public_key_from_device_id
 
+from .config_lines import line_of
+from .config_policy import CHECKS as _POLICY_CHECKS
+from .config_policy import TideSection, WavesSection
 from .errors import ConfigError
 from .home import CONFIG_FILE, ensure_home, write_private
 
@@ -76,6 +90,10 @@ MAX_TIMEOUT_S = 3600.0
 class NodeSection:
     #: Human name of this device, shown to paired devices (1-64 characters).
     name: str
+    #: Battery charge (a fraction, 0-0.8) at or below which this device, on
+    #: battery, serves no requests of friends' and edge devices (personal
+    #: devices are always served); its advert says so too. See node/friend_floor.py.
+    friend_battery_floor: float = 0.2
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -90,6 +108,21 @@ class MeshSection:
     #: Device ids whose adverts and requests are accepted. Pairing adds to
     #: this set; until a device is paired, it can be listed here by hand.
     allow: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BleSection:
+    """``[ble]``: the Bluetooth LE mesh beside the LAN (node/transports_setup.py)."""
+
+    #: Run the BLE mesh too (``islandnode run --ble``).
+    enabled: bool = False
+    #: Refuse to start without a working radio (else: warn, run on the LAN only).
+    required: bool = False
+    #: The radio: "bleak" (the host's adapter: bleak central, bless peripheral).
+    adapter: str = "bleak"
+    #: This device's radio address (bleak cannot read it portably: see
+    #: ``bluetoothctl show``); empty: "local".
+    address: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -193,10 +226,17 @@ class NodeConfig:
     models: tuple[ModelSection, ...] = ()
     cloud: tuple[CloudSection, ...] = ()
     trust: TrustSection = field(default_factory=TrustSection)
+    ble: BleSection = field(default_factory=BleSection)
+    #: The owner's routing and capacity preferences (node/config_policy.py).
+    waves: WavesSection = field(default_factory=WavesSection)
+    tide: TideSection = field(default_factory=TideSection)
     path: Path
 
 
-_SECTIONS: dict[str, type] = {"node": NodeSection, "mesh": MeshSection, "trust": TrustSection}
+_SECTIONS: dict[str, type] = {
+    "node": NodeSection, "mesh": MeshSection, "trust": TrustSection, "ble": BleSection,
+    "waves": WavesSection, "tide": TideSection,
+}
 #: Sections written as arrays of tables (``[[name]]``), one entry per table.
 _TABLE_ARRAYS: dict[str, type] = {"models": ModelSection, "cloud": CloudSection}
 
@@ -208,22 +248,9 @@ def config_path(home: Path) -> Path:
 class _Problem(Exception):
     """Raised inside loading; turned into a ConfigError with a location."""
 
-    def __init__(self, key: str, message: str) -> None:
-        self.key, self.message = key, message
-
-
-def _line_of(text: str, section: str, key: str, entry: int | None = None) -> int | None:
-    """Line of ``key`` inside ``[section]``, or inside the ``entry``-th
-    ``[[section]]`` table (or of the header)."""
-    name = re.escape(section) if entry is None else rf"\[{re.escape(section)}\]"
-    headers = re.finditer(rf"^[ \t]*\[{name}\][ \t]*$", text, re.MULTILINE)
-    header = next(itertools.islice(headers, entry or 0, None), None)
-    start = header.end() if header else 0
-    following = re.compile(r"^[ \t]*\[\[?[^\[\]\n]+\]\]?[ \t]*$", re.MULTILINE).search(text, start)
-    end = following.start() if following else len(text)
-    found = re.compile(rf"^[ \t]*{re.escape(key)}[ \t]*=", re.MULTILINE).search(text, start, end)
-    match = found or header
-    return None if match is None else text.count("\n", 0, match.start()) + 1
+    def __init__(self, key: str, message: str, table: str = "") -> None:
+        #: ``table`` is the dotted table holding ``key``; set by :func:`_section`.
+        self.key, self.message, self.table = key, message, table
 
 
 def validate_name(name: object) -> str:
@@ -353,6 +380,29 @@ _CHECKS.update(
 _CHECKS.update({("cloud", "trust"): _unit_interval, ("cloud", "privacy"): _unit_interval})
 
 
+def _battery_floor(value: float) -> float:
+    if not 0.0 <= value <= 0.8:
+        raise ValueError("must be between 0 and 0.8 (a charge fraction, e.g. 0.3 for 30%)")
+    return value
+
+
+def _ble_adapter(value: str) -> str:
+    if value != "bleak":
+        raise ValueError('must be "bleak" (the host\'s Bluetooth adapter)')
+    return value
+
+
+_CHECKS.update({("node", "friend_battery_floor"): _battery_floor, ("ble", "adapter"): _ble_adapter})
+_CHECKS.update(_POLICY_CHECKS)
+
+
+#: What a value of each plain type looks like, for error messages: (words, example).
+_EXPECTED: dict[type, tuple[str, str]] = {
+    bool: ("true or false", "true"), str: ("a string in quotes", '"text"'),
+    int: ("a whole number", "4"),
+}
+
+
 def _convert(hint: Any, value: Any, key: str, section: str = "") -> Any:
     if dataclasses.is_dataclass(hint):
         return _section(f"{section}.{key}", hint, value)
@@ -361,16 +411,18 @@ def _convert(hint: Any, value: Any, key: str, section: str = "") -> Any:
         return _convert(inner, value, key, section)
     if hint is float:
         if type(value) not in (int, float) or not math.isfinite(value):
-            raise _Problem(key, "expected a number")
+            raise _Problem(key, f"[{section}].{key}: expected a number; write e.g. {key} = 0.5")
         return float(value)
     if typing.get_origin(hint) is tuple:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise _Problem(key, "expected a list of strings")
+            raise _Problem(key, f"[{section}].{key}: expected a list of strings; "
+                                f'write e.g. {key} = ["..."]')
         return tuple(value)
     if hint in (bool, str, int):
         if type(value) is not hint:  # also refuses true/false where a number belongs
-            expected = {bool: "true or false", str: "a string", int: "a whole number"}[hint]
-            raise _Problem(key, f"expected {expected}")
+            expected, example = _EXPECTED[hint]
+            raise _Problem(key, f"[{section}].{key}: expected {expected}; "
+                                f"write e.g. {key} = {example}")
         return value
     raise _Problem(key, f"unsupported type {hint}")  # pragma: no cover - a bug in a section
 
@@ -378,6 +430,14 @@ def _convert(hint: Any, value: Any, key: str, section: str = "") -> Any:
 def _section(name: str, cls: type, table: Any) -> Any:
     if not isinstance(table, dict):
         raise _Problem(name, f"[{name}] must be a table")
+    try:
+        return _fields(name, cls, table)
+    except _Problem as problem:
+        problem.table = problem.table or name  # the innermost table names the place
+        raise
+
+
+def _fields(name: str, cls: type, table: dict[str, Any]) -> Any:
     hints = typing.get_type_hints(cls)
     known = {f.name for f in dataclasses.fields(cls)}
     values = {}
@@ -397,7 +457,9 @@ def _section(name: str, cls: type, table: Any) -> Any:
     except TypeError:
         missing = sorted(f.name for f in dataclasses.fields(cls) if f.name not in values
                          and f.default is f.default_factory is dataclasses.MISSING)
-        raise _Problem(name, f"[{name}] is missing {', '.join(missing)}") from None
+        raise _Problem(name, f"[{name}] is missing {', '.join(missing)}; add "
+                             f"{' and '.join(f'{k} = ...' for k in missing)} to that table"
+                       ) from None
 
 
 def parse_config(text: str, path: Path) -> NodeConfig:
@@ -405,7 +467,7 @@ def parse_config(text: str, path: Path) -> NodeConfig:
     try:
         data: dict[str, Any] = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+        raise _invalid_toml(path, exc) from None
     sections: dict[str, Any] = {}
     for name, table in data.items():
         if name in _TABLE_ARRAYS:
@@ -423,9 +485,20 @@ def parse_config(text: str, path: Path) -> NodeConfig:
     return NodeConfig(path=path, **sections)
 
 
+def _invalid_toml(path: Path, exc: tomllib.TOMLDecodeError) -> ConfigError:
+    """tomllib says "... (at line N, column C)"; put the line where editors look for it."""
+    message = str(exc)
+    found = re.search(r"\(at line (\d+), column (\d+)\)$", message)
+    where, what = (f"{path}:{found[1]}", message[: found.start()].strip()) if found else (
+        str(path), message)
+    return ConfigError(f"{where}: invalid TOML ({what}); fix the syntax there: strings need "
+                       'quotes ("text"), lists brackets ([...]), one key = value per line')
+
+
 def _located(text: str, path: Path, name: str, problem: _Problem, entry: int | None = None
              ) -> ConfigError:
-    line = _line_of(text, name, problem.key, entry)
+    table = problem.table or name
+    line = line_of(text, table, problem.key, entry if table == name else None)
     where = f"{path}:{line}" if line else str(path)
     return ConfigError(f"{where}: {problem.message}")
 

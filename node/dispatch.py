@@ -14,6 +14,10 @@ This is where the agents meet, in the paper's order:
    next eligible one (``waves.failover``, bounded), never an ineligible one;
 6. every decision is written to the audit log (no prompt text, no values).
 
+With ``conversations`` (the personal group state), a request naming a
+conversation gets its history and placeholder vault from there, and its new
+turns and answer are recorded there, so any of the owner's devices can go on.
+
 Trust and privacy of an island come from the owner's records
 (:class:`TrustBook`), never from the island's advert.
 """
@@ -29,11 +33,13 @@ from typing import Protocol
 
 from islandrun.protocol import messages as m
 from islandrun.protocol.errors import IslandRunError
+from islandrun.transports.base import LinkView
 
 from . import mist, waves
 from .audit import audit_record
 from .executor import Usage
 from .lighthouse import IslandView, Liveness
+from .link_latency import link_latency_ms
 from .mist_vault import Vault
 from .ratelimit import RateLimiter
 from .tide_capacity import CapacityReport
@@ -55,6 +61,21 @@ class TrustRecord:
 class TrustBook(Protocol):
     def lookup(self, device_id: str) -> TrustRecord | None:
         """The owner's record for ``device_id``, or None if it is not trusted at all."""
+        ...
+
+
+class Conversations(Protocol):
+    """Where conversations live (the personal group state, ``groupnode``)."""
+
+    def prepare(
+        self, request: m.InferenceRequest
+    ) -> tuple[m.InferenceRequest, tuple[m.ChatMessage, ...]]:
+        """The request with the conversation's history, and its new turns."""
+        ...
+
+    def vault(self, conversation: str) -> Vault: ...
+
+    def record(self, conversation: str, fresh: tuple[m.ChatMessage, ...], answer: str) -> None:
         ...
 
 
@@ -91,7 +112,8 @@ UNMEASURED_LATENCY_MS = 50.0
 
 
 class LatencyBook:
-    """Round trips this node measured to each island (EWMA, ms)."""
+    """Round trips this node measured to each island (EWMA, ms), net of the
+    link's estimated time (``link_latency``), which is added back per decision."""
 
     ALPHA = 0.3
 
@@ -111,8 +133,13 @@ def island_snapshots(
     book: TrustBook,
     only: str | None = None,
     latency: LatencyBook | None = None,
+    links: Callable[[str], LinkView | None] | None = None,
 ) -> list[IslandSnapshot]:
-    """WAVES's view of the islands LIGHTHOUSE knows and the owner trusts."""
+    """WAVES's view of the islands LIGHTHOUSE knows and the owner trusts.
+
+    ``links`` (the transport's ``link``) says how each island is reached now;
+    a BLE road adds its estimated time to the island's latency (``link_latency``).
+    """
     out = []
     for view in views:
         record = book.lookup(view.device_id)
@@ -134,7 +161,8 @@ def island_snapshots(
                 battery_pct=a.battery_pct,
                 charging=a.charging,
                 price_per_token=(a.cost.price_in + a.cost.price_out) / 2e6,
-                latency_ms=(latency or _NO_MEASUREMENTS).expected(view.device_id),
+                latency_ms=(latency or _NO_MEASUREMENTS).expected(view.device_id)
+                + link_latency_ms(links(view.device_id) if links else None),
                 alive=view.liveness is Liveness.ALIVE,
             )
         )
@@ -162,6 +190,11 @@ def local_snapshot(
         datasets=frozenset(d.name for d in datasets),
         capacity=report.capacity if report else 0.0,
         in_flight=report.in_flight if report else 0,
+        # Its battery weighs on the energy objective (a low phone offloads to
+        # a friend's full one) but never removes it: its own requests may run here.
+        willingness=report.willingness if report else 1.0,
+        battery_pct=report.battery_pct if report else None,
+        charging=report.charging if report else None,
         is_local=True,
     )
 
@@ -178,13 +211,17 @@ class Dispatcher:
         ship: Ship,
         audit: Callable[[dict], Awaitable[None]],
         wall_clock: Callable[[], float] = time.time,
+        conversations: Conversations | None = None,
     ) -> None:
         self.policy, self.limiter = policy, limiter
         self._run_local, self._ship, self._audit = run_local, ship, audit
         self._clock = wall_clock
         self._vaults: OrderedDict[str, Vault] = OrderedDict()
+        self._conversations = conversations
 
     def vault(self, conversation: str) -> Vault:
+        if self._conversations is not None:  # history and vaults shared by the group
+            return self._conversations.vault(conversation)
         vault = self._vaults.pop(conversation, None) or Vault(secrets.SystemRandom())
         self._vaults[conversation] = vault
         while len(self._vaults) > MAX_VAULTS:
@@ -210,6 +247,9 @@ class Dispatcher:
         verdict = self.limiter.admit(client_id, self._clock())
         if not verdict.allowed:
             raise RateLimited(verdict.retry_after_s)
+        books = self._conversations if request.conversation_id else None
+        if books is not None:
+            request, fresh = books.prepare(request)
         analysis = _analyze(request)
         route = RouteRequest(
             request_id=request.request_id,
@@ -226,7 +266,16 @@ class Dispatcher:
             route, sensitivity, islands, self.policy, local, cached_islands=cached
         )
         await self._record(decision, analysis)
-        return await self._attempt(decision, request, on_chunk, on_island or _ignore)
+        answer: list[str] = []
+
+        async def collect(text: str) -> None:
+            answer.append(text)
+            await on_chunk(text)
+
+        outcome = await self._attempt(decision, request, collect, on_island or _ignore)
+        if books is not None:
+            books.record(request.conversation_id, fresh, "".join(answer))
+        return outcome
 
     async def _attempt(
         self,

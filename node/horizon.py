@@ -38,6 +38,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from types import TracebackType
 
@@ -388,20 +389,24 @@ class Horizon:
         rng: random.Random | None = None,
         sleep: Callable[[float], Awaitable[None]] = trio.sleep,
         env: Mapping[str, str] = os.environ,
+        ledger: Callable[[BudgetLedger], BudgetLedger] | None = None,
     ) -> None:
-        self.clouds = tuple(clouds)
-        self.ledger = load_ledger(home) if home is not None else BudgetLedger()
+        own = load_ledger(home) if home is not None else BudgetLedger()
+        # ``ledger`` may wrap this device's ledger, e.g. to count the personal group's spend.
+        self.ledger = ledger(own) if ledger is not None else own
         self._home, self._clock = home, wall_clock
         self._client = client or httpx.AsyncClient(follow_redirects=False)
         self._save_lock = trio.Lock()
-        rng = rng or random.Random()
-        self._executors = {
-            cloud.device_id: HorizonExecutor(
-                cloud, self._client, self.ledger, wall_clock=wall_clock, retry=retry,
-                rng=rng, sleep=sleep, env=env, on_spend=self._save,
-            )
-            for cloud in self.clouds
-        }
+        self._executor_for = partial(
+            HorizonExecutor, client=self._client, ledger=self.ledger, wall_clock=wall_clock,
+            retry=retry, rng=rng or random.Random(), sleep=sleep, env=env, on_spend=self._save,
+        )
+        self.set_clouds(clouds)
+
+    def set_clouds(self, clouds: Sequence[CloudSection]) -> None:
+        """Route to these clouds from now on (a request under way keeps its own)."""
+        self.clouds = tuple(clouds)
+        self._executors = {cloud.device_id: self._executor_for(cloud) for cloud in self.clouds}
 
     async def __aenter__(self) -> Horizon:
         return self

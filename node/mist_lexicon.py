@@ -247,6 +247,7 @@ MEDICAL_CONDITIONS = _phrases(
     carcinoma, cataract, celiac disease, cellulitis, cerebral palsy, chlamydia, cholera,
     chronic kidney disease, ckd, cirrhosis, colitis, copd, coronary artery disease, covid-19,
     crohn's disease, crohn's, cystic fibrosis, dementia, depression, dermatitis, diabetes,
+    depressive disorder, major depressive disorder,
     type 1 diabetes, type 2 diabetes, dvt, deep vein thrombosis, eczema, emphysema,
     endometriosis, epilepsy, fibromyalgia, gastritis, gerd, glaucoma, gonorrhea, gout,
     graves' disease, guillain-barré syndrome, guillain-barre syndrome, hashimoto's,

@@ -7,8 +7,10 @@ Numbering starts, per type, at an offset drawn from the randomness injected at
 construction, so placeholders from two conversations cannot be correlated (``PERSON_1``
 would tell a cloud island "first person mentioned" in every conversation).
 
-What it is not: persistent or printable. Values live only in memory; ``repr`` shows
-how many entries there are and nothing else. Finding placeholders in answers is
+What it is not: persistent or printable. Values live only in memory (the personal
+group state keeps a copy of each pair, encrypted at rest and sealed only to the owner's
+own devices: :meth:`entries` / :meth:`adopt`); ``repr`` shows how many entries there
+are and nothing else. Finding placeholders in answers is
 ``mist_restore``'s job.
 """
 
@@ -55,6 +57,19 @@ class Vault:
     def value(self, kind: EntityType, number: int) -> str | None:
         """The value behind placeholder ``kind``/``number``, or ``None`` if unknown."""
         return self._by_placeholder.get((kind, number))
+
+    def entries(self) -> list[tuple[EntityType, int, str]]:
+        """Every ``(type, number, value)``: for the owner's encrypted group state only."""
+        return [(kind, number, value) for (kind, number), value in self._by_placeholder.items()]
+
+    def adopt(self, kind: EntityType, number: int, value: str) -> None:
+        """Take a pair made on another of the owner's devices; a clash keeps the pair
+        already here, and a value keeps the placeholder it first had."""
+        if (kind, number) in self._by_placeholder:
+            return
+        self._by_placeholder[(kind, number)] = value
+        self._by_value.setdefault((kind, value), f"[{kind.value}_{number}]")
+        self._next[kind] = max(self._next.get(kind, 0), number + 1)
 
     def __len__(self) -> int:
         return len(self._by_placeholder)

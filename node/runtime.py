@@ -11,6 +11,8 @@ transport interface. Its loops are small and each does one thing:
   the island list to ``<home>/islands.cache`` so a restart, or a mesh layer
   that is down, still has the last known islands;
 * **discovery** -- dial peers mDNS finds on the LAN (allowed ones only);
+* **group sync** -- anti-entropy of the personal group state with the
+  owner's other devices (``groupnode``);
 * **serve** -- run inbound sealed requests on the local executor;
 * **control** -- answer the CLI on ``<home>/control.sock``.
 
@@ -29,6 +31,7 @@ import secrets
 import signal
 import time
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -47,7 +50,7 @@ from islandrun.protocol.errors import IslandRunError
 from islandrun.protocol.ids import short_id
 from islandrun.transports.base import TOPIC_ADVERTS, MessageStream, PeerUnavailable, Transport
 
-from . import api, control
+from . import api, control, friend_floor
 from .advertiser import Advertiser
 from .audit import AuditLog
 from .config import NodeConfig
@@ -61,19 +64,22 @@ from .dispatch import (
 )
 from .errors import ConfigError
 from .executor import EchoExecutor, Executor, Usage
+from .groupnode import GroupNode, sync_loop
 from .home import PersistentSequence, write_private
 from .horizon import Horizon
 from .identity import Identity
 from .index import open_indexes
 from .lighthouse import IslandView, Membership, seal_advert
 from .lighthouse_config import LAN, LighthouseConfig
+from .link_latency import link_latency_ms
 from .pairing_service import PairingService
 from .pairing_store import PairingStore
 from .ratelimit import RateLimitConfig, RateLimiter
 from .retrieval import RetrievalExecutor
 from .shipping import IslandFailed, ShippingConfig, serve_request, ship_request
-from .tide import FixedLoad, Load, NoGpu, PsutilBattery, Tide
+from .tide import Tide
 from .tide_capacity import TideConfig
+from .transports_setup import BleChoice, open_node_transports
 from .waves import Decision, RoutePolicy
 from .waves_inputs import IslandSnapshot
 
@@ -97,6 +103,13 @@ class RunOptions:
     tide: TideConfig = field(default_factory=TideConfig.moderate)
     #: Report this CPU/memory load instead of measuring it (tests, demo).
     fixed_load: float | None = None
+    #: Report this battery charge (a fraction, not charging) instead (tests, demo).
+    fixed_battery: float | None = None
+    #: Bluetooth LE beside the LAN (``node/transports_setup.py``); None: LAN only.
+    ble: BleChoice | None = None
+    #: Opens the LAN transport for a node; None: libp2p. Tests and the
+    #: simulator pass the in-memory network (``transports/memory.py``).
+    open_lan: Callable[[Node], AbstractAsyncContextManager[Transport]] | None = None
     #: Where the OpenAI-compatible API listens (``host:port``); None: off.
     api: str | None = "127.0.0.1:4080"
     #: Allow the API on a non-loopback address (it is token-protected).
@@ -127,7 +140,9 @@ class Node:
         self.membership = self._load_cache()
         self.transport: Transport | None = None
         self.audit_log = AuditLog(home)
-        self.horizon = Horizon(cfg.cloud, home)
+        self.group = GroupNode(home, ident, self.pairing, shipping=options.shipping,
+                               on_revoked=self._revoked)
+        self.horizon = Horizon(cfg.cloud, home, ledger=self.group.ledger)
         self.api_url: str | None = None
         self.latency = LatencyBook()
         self.dispatcher = Dispatcher(
@@ -136,6 +151,7 @@ class Node:
             run_local=self._run_local,
             ship=self._ship,
             audit=self._audit,
+            conversations=self.group,
         )
         # The islands as last seen, for WAVES when LIGHTHOUSE fails.
         self.cached_islands = tuple(island_snapshots(self.membership.snapshot(), self))
@@ -222,7 +238,9 @@ class Node:
             "capacity": report.capacity,
             "in_flight": report.in_flight,
             "battery_pct": report.battery_pct,
+            "charging": report.charging,
             "models": [x.name for x in self.options.executor.models()],
+            "datasets": [d.name for d in self.executor.datasets()],
             "islands": len(self.membership.snapshot()),
             "api": self.api_url,
         }
@@ -250,7 +268,8 @@ class Node:
     def islands(self, peer: str | None) -> list[IslandSnapshot]:
         """This device and the trusted islands LIGHTHOUSE knows, for WAVES."""
         views = self.membership.snapshot()
-        islands = island_snapshots(views, self, only=peer, latency=self.latency)
+        links = self.transport.link if self.transport else None
+        islands = island_snapshots(views, self, only=peer, latency=self.latency, links=links)
         if peer is None:
             islands.extend(self.horizon.snapshots())
             islands.append(
@@ -309,6 +328,7 @@ class Node:
         start = time.monotonic()
         try:
             await self.reach(transport, island)
+            road_ms = link_latency_ms(transport.link(island))  # the book keeps the rest
             async with transport.open_stream(island) as stream:
                 end = await ship_request(
                     stream, self.sealer, request, on_chunk, config=self.options.shipping
@@ -320,7 +340,7 @@ class Node:
                 raise
             raise IslandFailed(str(exc)) from None
         self.membership.report_success(island, time.time())
-        self.latency.observe(island, (time.monotonic() - start) * 1000)
+        self.latency.observe(island, max(0.0, (time.monotonic() - start) * 1000 - road_ms))
         return end
 
     async def _audit(self, record: dict[str, Any]) -> None:
@@ -343,6 +363,14 @@ class Node:
                 return
         raise PeerUnavailable(f"cannot reach {short_id(island)} at {len(addresses)} address(es)")
 
+    def admit(self, device_id: str) -> tuple[str, str] | None:
+        """Refuse other people's requests while the battery is at the friend floor."""
+        record = self.lookup(device_id)
+        kind = None if record is None else record.kind
+        floor = self.config.node.friend_battery_floor
+        why = friend_floor.refusal(self.tide.report(), kind, floor)
+        return None if why is None else (friend_floor.BATTERY_LOW, why)
+
     async def handle_stream(self, stream: MessageStream) -> None:
         self.tide.begin_request()
         try:
@@ -352,7 +380,8 @@ class Node:
                 self.executor,
                 is_allowed=self.is_allowed,
                 config=self.options.shipping,
-                others=self.pairing.handlers(),
+                others={**self.pairing.handlers(), **self.group.handlers()},
+                admit=self.admit,
             )
         finally:
             self.tide.end_request()
@@ -495,6 +524,7 @@ def control_routes(node: Node) -> dict[str, control.Handler]:
     return {
         "/status": status, "/peers": peers, "/pair/invite": invite,
         "/pair/join": join, "/pair/list": pair_list, "/pair/revoke": revoke,
+        **node.group.routes(),
     }
 
 
@@ -512,10 +542,10 @@ async def run_node(
     """Run the node until SIGINT/SIGTERM (or cancellation)."""
     from islandrun.transports.libp2p import Libp2pConfig, open_libp2p_transport
 
-    tide = Tide.for_this_device(options.tide)
-    if options.fixed_load is not None:
-        load = Load(cpu=options.fixed_load, memory=options.fixed_load)
-        tide = Tide(options.tide, load=FixedLoad(load), gpu=NoGpu(), battery=PsutilBattery())
+    tide = Tide.for_this_device(
+        friend_floor.tide_with_floor(options.tide, cfg.node.friend_battery_floor),
+        fixed_load=options.fixed_load, fixed_battery=options.fixed_battery,
+    )  # fmt: skip
     node = Node(home, ident, cfg, options, tide)
     listen = options.listen or cfg.mesh.listen
     bootstrap = options.bootstrap or cfg.mesh.bootstrap
@@ -525,7 +555,7 @@ async def run_node(
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_signals, shutdown)
             await nursery.start(tide.run)
-            async with open_libp2p_transport(
+            lan = options.open_lan(node) if options.open_lan else open_libp2p_transport(
                 ident.key,
                 node.is_allowed,
                 # A frozen island must be given up on as fast as a silent one.
@@ -535,7 +565,11 @@ async def run_node(
                     open_stream_timeout=options.shipping.read_timeout,
                 ),
                 rng=random.Random(), bootstrap=bootstrap, accepts=node.accepts_gossip,
-            ) as transport:
+            )
+            async with open_node_transports(
+                lan, options.ble, ident.key, node.is_allowed, rng=random.Random()
+            ) as net:
+                transport = net.transport
                 node.transport = node.pairing.transport = transport
                 transport.serve(node.handle_stream)
                 async with trio.open_nursery() as loops:
@@ -543,8 +577,9 @@ async def run_node(
                     loops.start_soon(advertise_loop, node, transport)
                     loops.start_soon(gossip_loop, node, transport)
                     loops.start_soon(liveness_loop, node)
+                    loops.start_soon(sync_loop, node, transport)
                     if mdns:
-                        loops.start_soon(discovery_loop, node, transport)
+                        loops.start_soon(discovery_loop, node, net.lan)
                     await loops.start(
                         partial(control.serve_control, shutdown=shutdown),
                         home,

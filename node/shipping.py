@@ -137,6 +137,8 @@ class Session:
 
 #: Handles a stream whose first message is not an inference request.
 OtherHandler = Callable[[Session, Any], Awaitable[None]]
+#: Whether to run a paired sender's request now: None, or (code, message) to refuse.
+Admit = Callable[[str], tuple[str, str] | None]
 
 
 async def serve_request(
@@ -148,6 +150,7 @@ async def serve_request(
     config: ShippingConfig = ShippingConfig(),
     wall_clock: Callable[[], float] = time.time,
     others: Mapping[type, OtherHandler] | None = None,
+    admit: Admit | None = None,
 ) -> None:
     """Handle one inbound stream on the island side.
 
@@ -156,7 +159,8 @@ async def serve_request(
     any other message type goes to its handler in ``others`` (pairing, which
     by nature comes from devices not paired yet). Never raises for anything
     the peer did: refusals go back as :class:`ErrorMessage`, a peer that
-    vanishes just ends the handler.
+    vanishes just ends the handler. ``admit`` may refuse a paired sender's
+    request for now (e.g. this device's battery is low).
     """
     session = Session(stream, sealer, config)
     try:
@@ -171,6 +175,10 @@ async def serve_request(
         return
     if not is_allowed(stream.peer):
         await _try_send(session, _error(message, "not_paired", "this device is not paired"))
+        return
+    refused = admit(stream.peer) if admit is not None else None
+    if refused is not None:
+        await _try_send(session, _error(message, *refused))
         return
     remaining = message.deadline - wall_clock()
     if remaining <= 0:

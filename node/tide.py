@@ -98,6 +98,17 @@ class PsutilBattery:
         return Battery(percent=float(info.percent), charging=info.power_plugged)
 
 
+@dataclass(frozen=True, slots=True)
+class FixedBattery:
+    """A constant battery reading, for tests and demos on machines without a
+    battery (``islandnode run --fixed-battery``); ``None`` reads as mains power."""
+
+    battery: Battery | None
+
+    def read(self) -> Battery | None:
+        return self.battery
+
+
 class NoGpu:
     """The GPU source of a device without a usable NVIDIA GPU."""
 
@@ -169,9 +180,30 @@ class Tide:
         self.failed_reads = 0
 
     @classmethod
-    def for_this_device(cls, config: TideConfig) -> Tide:
-        """A TIDE reading this machine through psutil and, if present, pynvml."""
-        return cls(config, load=PsutilLoad(), gpu=NvmlGpu.open(), battery=PsutilBattery())
+    def for_this_device(
+        cls,
+        config: TideConfig,
+        *,
+        fixed_load: float | None = None,
+        fixed_battery: float | None = None,
+    ) -> Tide:
+        """A TIDE reading this machine through psutil and, if present, pynvml.
+
+        ``fixed_load`` (a fraction; the GPU then counts as absent) and
+        ``fixed_battery`` (a charge fraction, not charging) replace the
+        readings, for tests and demos (``islandnode run --fixed-load``,
+        ``--fixed-battery``).
+        """
+        if fixed_load is None:
+            load: Source[Load] = PsutilLoad()
+            gpu: Source[float | None] = NvmlGpu.open()
+        else:
+            load, gpu = FixedLoad(Load(cpu=fixed_load, memory=fixed_load)), NoGpu()
+        battery: Source[Battery | None] = (
+            PsutilBattery() if fixed_battery is None
+            else FixedBattery(Battery(percent=fixed_battery * 100.0, charging=False))
+        )  # fmt: skip
+        return cls(config, load=load, gpu=gpu, battery=battery)
 
     @property
     def state(self) -> TideState:

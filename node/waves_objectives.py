@@ -103,8 +103,15 @@ def cost(island: IslandSnapshot, ctx: RouteContext) -> float:
 
 
 def latency(island: IslandSnapshot, ctx: RouteContext) -> float:
-    """Expected latency under the island's current load, relative to the budget."""
-    return island.expected_latency_ms * ctx.latency_scale
+    """Expected latency under the island's current load, relative to the budget.
+
+    ``x / (1 + x)`` of the ratio, not the ratio clipped at 1: a clip scores 8 s and
+    27 s alike once both exceed the reference (the simulator's personal-group
+    scenario showed WAVES then picking the slow phone), while this stays ordered
+    at any latency and still gives the budget (or reference) itself 0.5.
+    """
+    ratio = island.expected_latency_ms * ctx.latency_scale
+    return ratio / (1.0 + ratio)
 
 
 def trust(island: IslandSnapshot, ctx: RouteContext) -> float:

@@ -52,6 +52,8 @@ class MsgType(enum.IntEnum):
     KEEPALIVE = 12
     PAKE_START = 13
     PAKE_REPLY = 14
+    GROUP_PULL = 15
+    GROUP_DELTA = 16
 
 
 class Tier(enum.Enum):
@@ -290,6 +292,89 @@ class Introduction(_Validated):
     tier: TrustTier
 
 
+# ------------------------------------------------ personal group state sync
+
+
+class OpKind(enum.Enum):
+    """What a group-state op does (``node/groupstate.py``). APPEND-ONLY."""
+
+    TURN = "turn"  # a chat turn added to a conversation
+    VAULT = "vault"  # a placeholder <-> value pair of a conversation's vault
+    FORGET = "forget"  # a conversation tombstone
+    SET = "set"  # a last-writer-wins register (policy, cloud definitions)
+    SPEND = "spend"  # this device's cumulative spend on a cloud in a period
+    REVOKE = "revoke"  # a device the owner revoked
+
+
+#: Bound on one op's text (a turn, a register's value): one op always fits
+#: in a delta message, with room for others.
+MAX_OP_TEXT = 512 * 1024
+#: Bound on ops in one delta message (pages carry the rest).
+MAX_DELTA_OPS = 512
+#: Bound on the devices named in a version vector (= paired devices).
+MAX_VECTOR = 1024
+
+
+@dataclass(**_FROZEN)
+class GroupOp(_Validated):
+    """One edit of the personal group's state, signed by the device that made it.
+
+    ``(author, counter)`` names the op uniquely; ``counter`` counts from 1 per
+    author with no gaps. ``hlc`` is the author's hybrid logical clock. Which
+    of the other fields matter depends on ``kind``. ``sig`` is the author's
+    Ed25519 signature over the op with ``sig`` empty (``groupstate.sign_op``).
+    """
+
+    author: str = spec(max_len=128)
+    counter: int = spec(lo=1)
+    hlc: int = spec(lo=0)
+    kind: OpKind
+    #: TURN, VAULT, FORGET: the conversation id.
+    conversation: str = spec(default="", max_len=64)
+    #: TURN: the role; VAULT: the entity type; SET: the register's key;
+    #: SPEND: the cloud name and period ("name|2026-11-22"); REVOKE: the device id.
+    key: str = spec(default="", max_len=256)
+    #: TURN: the text; VAULT: the value; SET: the value (JSON).
+    text: str = spec(default="", max_len=MAX_OP_TEXT)
+    #: VAULT: the placeholder number.
+    number: int = spec(default=0, lo=0, hi=2**31)
+    #: SPEND: cumulative amount (currency).
+    amount: float = spec(default=0.0, lo=0.0)
+    sig: bytes = spec(default=b"", max_len=64)
+
+
+@dataclass(**_FROZEN)
+class VersionEntry(_Validated):
+    """In a version vector: every op of ``device`` up to ``counter`` is known."""
+
+    device: str = spec(max_len=128)
+    counter: int = spec(lo=0)
+
+
+@dataclass(**_FROZEN)
+class GroupPull(_Validated):
+    """Anti-entropy: "this is what I know; send me what I lack".
+
+    ``after`` pages through a long delta: the (author, counter) of the last op
+    of the previous page, or empty for the first page.
+    """
+
+    vector: tuple[VersionEntry, ...] = spec(max_len=MAX_VECTOR)
+    after_device: str = spec(default="", max_len=128)
+    after_counter: int = spec(default=0, lo=0)
+
+
+@dataclass(**_FROZEN)
+class GroupDelta(_Validated):
+    """The ops the puller lacks (one page), and the sender's vector when complete."""
+
+    ops: tuple[GroupOp, ...] = spec(max_len=MAX_DELTA_OPS)
+    #: The sender's version vector as of the first page; the puller merges it
+    #: only after the last page (``more`` false).
+    vector: tuple[VersionEntry, ...] = spec(max_len=MAX_VECTOR)
+    more: bool = False
+
+
 Message = (
     Advert
     | InferenceRequest
@@ -305,6 +390,8 @@ Message = (
     | PakeReply
     | Revocation
     | Introduction
+    | GroupPull
+    | GroupDelta
 )
 
 _TYPES: dict[MsgType, type] = {
@@ -322,6 +409,8 @@ _TYPES: dict[MsgType, type] = {
     MsgType.INTRODUCTION: Introduction,
     MsgType.PAKE_START: PakeStart,
     MsgType.PAKE_REPLY: PakeReply,
+    MsgType.GROUP_PULL: GroupPull,
+    MsgType.GROUP_DELTA: GroupDelta,
 }
 _TAGS: dict[type, MsgType] = {cls: tag for tag, cls in _TYPES.items()}
 

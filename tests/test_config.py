@@ -51,7 +51,7 @@ def test_errors_name_file_line_and_fix(text: str, line: int, words: str) -> None
 
 
 def test_bad_toml() -> None:
-    with pytest.raises(ConfigError, match=r"invalid TOML.*line 2"):
+    with pytest.raises(ConfigError, match=r"config.toml:2: invalid TOML.*fix the syntax"):
         config.parse_config('[node]\nname = "unterminated\n', P)
 
 

@@ -1,10 +1,11 @@
 """HORIZON over real HTTP: a local OpenAI-compatible server plays the cloud island.
 
-The fake server (:mod:`tests.fake_openai`) records the raw bytes of every
-request, so these tests assert what actually left the node: sanitised text
-only, the API key only in the Authorization header, nothing after a budget
-ceiling. Backoff waits go through a recording ``sleep`` (no wall-clock
-sleeping); timeouts are real but short.
+The fake server (:mod:`islandrun.node.demo_cloud`, also the demo's cloud
+island) records the raw bytes of every request, so these tests assert what
+actually left the node: sanitised text only, the API key only in the
+Authorization header, nothing after a budget ceiling. Backoff waits go
+through a recording ``sleep`` (no wall-clock sleeping); timeouts are real
+but short.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import pytest
 import trio
 
 from islandrun.node import config, waves
+from islandrun.node.demo_cloud import FakeCloud, Reply
 from islandrun.node.dispatch import Dispatcher, Refused, local_snapshot
 from islandrun.node.executor import Usage
 from islandrun.node.horizon import (
@@ -36,8 +38,6 @@ from islandrun.node.ratelimit import RateLimitConfig, RateLimiter
 from islandrun.node.tide_capacity import CapacityReport
 from islandrun.node.waves_inputs import IslandKind
 from islandrun.protocol import messages as m
-
-from .fake_openai import FakeCloud, Reply
 
 KEY = "sk-test-CANARYKEY-5f2b9c"
 ENV = {"FAKE_CLOUD_KEY": KEY}

@@ -43,15 +43,29 @@ def test_weights_steer_the_choice() -> None:
 def test_eq1_score_is_the_weighted_sum_of_clipped_penalties() -> None:
     policy = RoutePolicy(weights={"cost": 0.5, "latency": 0.25, "trust": 0.25, "energy": 0.0})
     d = decide(REQUEST, 0.0, [DEAR_FAST], policy, IDLE)
-    # cost 0.01 / cost_ref 0.01 = 1.0; latency 100 / 2000 = 0.05; trust 1 - 0.4 = 0.6.
-    assert d.explanation.scores["dear"] == pytest.approx(0.5 * 1.0 + 0.25 * 0.05 + 0.25 * 0.6)
+    # cost 0.01 / cost_ref 0.01 = 1.0; latency r = 100 / 2000 = 0.05 scores r / (1 + r);
+    # trust 1 - 0.4 = 0.6.
+    assert d.explanation.scores["dear"] == pytest.approx(
+        0.5 * 1.0 + 0.25 * (0.05 / 1.05) + 0.25 * 0.6
+    )
+
+
+def test_latency_past_the_reference_still_ranks() -> None:
+    # 8 s and 27 s are both past the 2 s reference; the faster island must still win.
+    laptop = island("laptop", FRIEND, latency_ms=8000.0)
+    phone = island("phone", FRIEND, latency_ms=27000.0)
+    policy = RoutePolicy(weights={"latency": 1.0, "cost": 0.0, "trust": 0.0, "energy": 0.0})
+    assert winner([phone, laptop], policy) == "laptop"
+    d = decide(REQUEST, 0.0, [phone, laptop], policy, IDLE)
+    assert d.explanation.scores["laptop"] < d.explanation.scores["phone"] < 1.0
 
 
 def test_budgets_set_the_scale_of_cost_and_latency() -> None:
     policy = RoutePolicy(weights={"cost": 1.0, "latency": 1.0, "trust": 0.0, "energy": 0.0})
     request = RouteRequest(request_id="r", tokens=1000, max_cost=0.02, max_latency_ms=200.0)
     d = decide(request, 0.0, [DEAR_FAST], policy, IDLE)
-    assert d.explanation.scores["dear"] == pytest.approx(0.5 + 0.5)
+    # cost 0.01 / 0.02 = 0.5; latency 100 / 200 = 0.5 scores 0.5 / 1.5.
+    assert d.explanation.scores["dear"] == pytest.approx(0.5 + 0.5 / 1.5)
 
 
 def test_energy_prefers_the_friend_with_more_battery() -> None:
@@ -128,7 +142,10 @@ def test_constraint_mode_minimises_latency_first() -> None:
     # Privacy is still non-negotiable.
     assert winner([friend, cloud], fastest, sensitivity=0.6) == "friend"
     d = decide(REQUEST, 0.0, [friend, cloud], fastest, IDLE)
-    assert d.explanation.firsts == {"friend": pytest.approx(0.2), "cloud": pytest.approx(0.1)}
+    # latency ratios 400 / 2000 and 200 / 2000, scored r / (1 + r).
+    assert d.explanation.firsts == {
+        "friend": pytest.approx(0.2 / 1.2), "cloud": pytest.approx(0.1 / 1.1)
+    }
     assert "lowest latency" in d.reason
 
 

@@ -14,7 +14,9 @@ A transport offers three things, mirroring what LIGHTHOUSE and WAVES need:
   peer (:meth:`Transport.open_stream`) and accept such streams
   (:meth:`Transport.serve`), used to ship a sealed request and stream sealed
   response chunks back;
-* **peers** -- who is connected right now (:meth:`Transport.connected`).
+* **peers** -- who is connected right now (:meth:`Transport.connected`),
+  and how (:meth:`Transport.link`: LAN, or BLE with its hops and signal,
+  for WAVES's latency estimate).
 
 What a transport does *not* do: verify signatures, decide trust, or know
 message types. It moves opaque bytes and reports which *device id* sent
@@ -57,6 +59,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
 from typing import Protocol
 
 import trio
@@ -106,6 +109,26 @@ class MessageStream(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class LinkView:
+    """How this device reaches one peer right now, as its transport sees it."""
+
+    medium: str  # "lan" or "ble"
+    hops: int = 1  # radio hops to the peer (relays + 1)
+    rssi_dbm: int | None = None  # signal of our first hop, where the radio reports one
+    mtu: int | None = None  # bytes per write on our first hop
+    rate_bps: float | None = None  # nominal rate of one hop; None: fast enough not to count
+
+
+#: What a LAN transport reports for a peer it is connected to.
+LAN_LINK = LinkView("lan")
+
+
+def lan_link(connected: frozenset[str], peer: str) -> LinkView | None:
+    """:meth:`Transport.link` of a LAN transport: :data:`LAN_LINK` if ``peer`` is connected."""
+    return LAN_LINK if peer in connected else None
+
+
 #: Handles one inbound stream; runs in the transport's nursery. Exceptions
 #: it raises are contained by the transport (logged by type, never fatal).
 StreamHandler = Callable[[MessageStream], Awaitable[None]]
@@ -125,6 +148,10 @@ class Transport(Protocol):
 
     def connected(self) -> frozenset[str]:
         """Device ids with a live connection now."""
+        ...
+
+    def link(self, peer: str) -> LinkView | None:
+        """How a stream to ``peer`` would travel now; None if not connected."""
         ...
 
     async def publish(self, topic: str, data: bytes) -> None:

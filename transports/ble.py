@@ -29,6 +29,8 @@ How the pieces fit, bottom up:
 
 ``connected()`` is the neighbours plus every device heard from (through any
 number of hops) within ``reach_window`` seconds: those a stream can reach.
+``link(peer)`` says how: the hops its latest new packet took (from its TTL),
+and the signal (RSSI from our scans) and MTU of the neighbour it came through.
 
 Limits (every one in :class:`BleConfig`): TTL, seen-set size, per-link
 queue and reassembly bounds, store-and-forward caps and age, stream window,
@@ -64,6 +66,7 @@ from .base import (
     AbortableStream,
     ChannelFeed,
     IsAllowed,
+    LinkView,
     PeerUnavailable,
     StreamHandler,
     check_allowed,
@@ -77,6 +80,7 @@ from .ble_ids import EPOCH_S, derive_irk, epoch_of, rotating_id
 from .ble_radio import LinkLost, Radio, RadioLink
 from .ble_relay import (
     BROADCAST_DST,
+    DROP,
     OVERHEAD,
     Kind,
     Packet,
@@ -133,12 +137,17 @@ class BleConfig:
     epoch_s: float = EPOCH_S
     #: Recently finished streams remembered, so a late OPEN is ignored.
     closed_memory: int = 1024
+    #: Nominal application rate of one link, bit/s, reported in ``link()`` for
+    #: latency estimates only (100 kbit/s: 20-byte MTU without DLE; see bench/ble.py).
+    link_rate_bps: float = 100_000.0
 
     def __post_init__(self) -> None:
         if not 1 <= self.ttl <= 255:
             raise ValueError("ttl must be 1..255")
         if min(self.link_queue, self.gossip_buffer, self.max_streams) < 1:
             raise ValueError("queue sizes must be >= 1")
+        if not self.link_rate_bps > 0:
+            raise ValueError("link_rate_bps must be > 0")
 
     @property
     def max_payload(self) -> int:
@@ -177,6 +186,7 @@ class _Link:
         self.radio_link = radio_link
         self.peer: str | None = None
         self.hello = trio.Event()
+        self.rssi: int | None = None  # from our latest scan that heard the other side
         self.reassembler = Reassembler(config.reassembly)
         self.outbox_send, self.outbox = trio.open_memory_channel[bytes](config.link_queue)
         self.scope = trio.CancelScope()
@@ -220,6 +230,9 @@ class BleTransport:
         self._dialing: set[str] = set()
         # Invariant: at most 4 * seen_capacity entries (pruned in housekeeping).
         self._heard: OrderedDict[str, float] = OrderedDict()
+        # Origin -> (hops, radio address of the neighbour it came through), of
+        # the first copy of its latest packet; pruned with ``_heard``.
+        self._paths: dict[str, tuple[int, str]] = {}
         self._inboxes = {
             topic: trio.open_memory_channel[tuple[str, bytes]](config.gossip_buffer)
             for topic in TOPICS
@@ -250,6 +263,17 @@ class BleTransport:
         now = trio.current_time()
         heard = {o for o, t in self._heard.items() if now - t < self.config.reach_window}
         return (frozenset(self._by_peer) | heard) - {self._id}
+
+    def link(self, peer: str) -> LinkView | None:
+        if peer not in self.connected():
+            return None
+        direct = self._by_peer.get(peer)
+        hops, via = (1, direct.radio_link.address) if direct else self._paths.get(peer, (1, ""))
+        first = self._links.get(via)
+        return LinkView(
+            "ble", hops=hops, rssi_dbm=first.rssi if first else None,
+            mtu=first.radio_link.mtu if first else None, rate_bps=self.config.link_rate_bps,
+        )  # fmt: skip
 
     async def connect(self, address: str) -> str:
         if not address.startswith(ADDRESS_PREFIX):
@@ -325,6 +349,8 @@ class BleTransport:
         while True:
             for sighting in await self._radio.scan():
                 address = sighting.address
+                if address in self._links:
+                    self._links[address].rssi = sighting.rssi
                 if address in self._links or address in self._dialing:
                     continue
                 if self._radio.address < address:
@@ -346,7 +372,7 @@ class BleTransport:
                 now - next(iter(self._heard.values())) >= self.config.reach_window
                 or len(self._heard) > 4 * self.config.seen_capacity
             ):
-                self._heard.popitem(last=False)
+                self._paths.pop(self._heard.popitem(last=False)[0], None)
 
     def close_feeds(self) -> None:
         for send, _ in self._inboxes.values():
@@ -464,6 +490,9 @@ class BleTransport:
         self._heard.move_to_end(packet.origin)
         allowed = check_allowed(self._is_allowed, packet.origin)
         route = self._relay.receive(packet, came_from=link.peer, relay_allowed=allowed, now=now)
+        if route is not DROP:  # the first copy: the quickest path
+            hops = max(1, self.config.ttl - packet.ttl + 1)
+            self._paths[packet.origin] = (hops, link.radio_link.address)
         self._forward(route)
         if route.deliver:
             self._deliver(packet, allowed)

@@ -41,7 +41,14 @@ from bleak.exc import BleakError
 
 from .asyncio_bridge import AsyncioBridge, TrioInbox, open_asyncio_bridge
 from .ble_ids import ROTATING_ID_LEN
-from .ble_radio import RX_CHAR_UUID, SERVICE_UUID, TX_CHAR_UUID, LinkLost, Sighting
+from .ble_radio import (
+    RX_CHAR_UUID,
+    SERVICE_UUID,
+    TX_CHAR_UUID,
+    BluetoothUnavailable,
+    LinkLost,
+    Sighting,
+)
 
 try:  # bless is a declared dependency, but keep the central usable without it.
     from bless import BlessServer, GATTAttributePermissions, GATTCharacteristicProperties
@@ -61,6 +68,8 @@ class BleakSettings:
     """Knobs of the real adapter. Times in seconds."""
 
     scan_window: float = 3.0
+    #: The scan at start that checks an adapter exists and is usable.
+    probe_window: float = 0.5
     connect_timeout: float = 10.0
     #: Pacing: minimum time between two fragment writes on one link.
     write_interval: float = 0.0075
@@ -299,9 +308,30 @@ async def _start_server(name: str, radio: BleakRadio) -> Any:
     return server
 
 
+async def _probe(bridge: AsyncioBridge, settings: BleakSettings) -> None:
+    """One short scan: :class:`BluetoothUnavailable` if there is no usable adapter.
+
+    bleak reports a missing adapter in several ways: no D-Bus system bus on
+    Linux (``FileNotFoundError``), BlueZ without an adapter or with it
+    powered off (``BleakBluetoothNotAvailableError``), no permission (other
+    ``BleakError`` or ``OSError``).
+    """
+    try:
+        await bridge.call(lambda: BleakScanner.discover(timeout=settings.probe_window))
+    except (BleakError, OSError, EOFError) as exc:
+        raise BluetoothUnavailable(
+            f"no Bluetooth adapter was found ({type(exc).__name__}: {str(exc)[:120] or 'none'}); "
+            "check that the device has one, that it is powered on (`bluetoothctl power on`) "
+            "and, on Linux, that BlueZ and the D-Bus system bus are running"
+        ) from None
+
+
 @asynccontextmanager
 async def open_bleak_radio(settings: BleakSettings = BleakSettings()) -> AsyncIterator[BleakRadio]:
     """The host's Bluetooth adapter as a :class:`~.ble_radio.Radio`.
+
+    Raises :class:`~.ble_radio.BluetoothUnavailable` at once if the host has
+    no usable adapter.
 
     Usage::
 
@@ -310,6 +340,7 @@ async def open_bleak_radio(settings: BleakSettings = BleakSettings()) -> AsyncIt
             ...
     """
     async with open_asyncio_bridge() as bridge:
+        await _probe(bridge, settings)
         radio = BleakRadio(bridge, settings)
         radio.open_peripheral_link()
         try:

@@ -37,6 +37,10 @@ class LinkLost(TransportError):
     """The radio link broke (out of range, or the other side went away)."""
 
 
+class BluetoothUnavailable(TransportError):
+    """This device has no usable Bluetooth adapter (none, powered off, no permission)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Sighting:
     """One advertisement heard while scanning."""

@@ -4,7 +4,8 @@ These machines have no Bluetooth radio, so the BLE transport's framing,
 relaying and store-and-forward run over this model instead. A
 :class:`RadioSpace` is the air: devices join it with :meth:`RadioSpace.radio`
 and the test says who is in range of whom (:meth:`RadioSpace.set_range`,
-:meth:`RadioSpace.chain`), and how the air behaves (:class:`Air`):
+:meth:`RadioSpace.chain`, each pair with the signal strength its scans
+report), and how the air behaves (:class:`Air`):
 
 * **MTU** -- the largest fragment one write carries (20 bytes with the
   default ATT MTU of 23; 244 with LE Data Length Extension);
@@ -41,6 +42,8 @@ from .ble_radio import LinkLost, Sighting
 #: L2CAP header (4), ATT opcode and handle (3), MIC-less CRC (3), access
 #: address (4), preamble (1).
 WRITE_OVERHEAD = 17
+#: Signal strength scans report for a pair in range, unless the test says (dBm).
+STRONG_RSSI = -60
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,7 +188,7 @@ class RadioSpace:
         self.connect_delay = connect_delay
         self._link_buffer = link_buffer
         self._radios: dict[str, MemoryRadio] = {}
-        self._range: set[frozenset[str]] = set()
+        self._range: dict[frozenset[str], int] = {}  # pairs in range: their RSSI
         self._links: dict[_Pipe, tuple[MemoryRadioLink, MemoryRadioLink]] = {}
         self.bytes_on_air = 0  # fragment bytes plus per-write overhead
         self.payload_bytes = 0  # fragment bytes only
@@ -206,19 +209,20 @@ class RadioSpace:
         self._radios.pop(address, None)
         self._break_where(lambda ends: address in ends)
 
-    def set_range(self, a: str, b: str, in_range: bool) -> None:
-        """Whether ``a`` and ``b`` hear each other; leaving range breaks their links."""
+    def set_range(self, a: str, b: str, in_range: bool, *, rssi: int = STRONG_RSSI) -> None:
+        """Whether ``a`` and ``b`` hear each other (at ``rssi`` dBm); leaving range
+        breaks their links."""
         pair = frozenset((a, b))
         if in_range:
-            self._range.add(pair)
+            self._range[pair] = rssi
         else:
-            self._range.discard(pair)
+            self._range.pop(pair, None)
             self._break_where(lambda ends: ends == pair)
 
-    def chain(self, addresses: list[str]) -> None:
+    def chain(self, addresses: list[str], *, rssi: int = STRONG_RSSI) -> None:
         """Place radios in a line: each hears only the one before and after."""
         for a, b in itertools.pairwise(addresses):
-            self.set_range(a, b, True)
+            self.set_range(a, b, True, rssi=rssi)
 
     def in_range(self, a: str, b: str) -> bool:
         return a != b and frozenset((a, b)) in self._range
@@ -230,7 +234,7 @@ class RadioSpace:
 
     def sightings(self, scanner: str) -> list[Sighting]:
         return [
-            Sighting(address, radio.advert, -60)
+            Sighting(address, radio.advert, self._range[frozenset((scanner, address))])
             for address, radio in sorted(self._radios.items())
             if radio.advert is not None and self.in_range(scanner, address) and not self.lose()
         ]

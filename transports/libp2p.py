@@ -75,6 +75,7 @@ from .base import (
     TOPICS,
     AbortableStream,
     IsAllowed,
+    LinkView,
     PeerUnavailable,
     StreamClosed,
     StreamHandler,
@@ -84,6 +85,7 @@ from .base import (
     claim_feed,
     claim_handler,
     closing_stream,
+    lan_link,
     run_handler,
 )
 
@@ -302,6 +304,9 @@ class Libp2pTransport:
     def connected(self) -> frozenset[str]:
         connections = self._host.get_network().connections
         return frozenset(peer.to_base58() for peer, conns in connections.items() if conns)
+
+    def link(self, peer: str) -> LinkView | None:
+        return lan_link(self.connected(), peer)
 
     async def connect(self, address: str) -> str:
         info = _peer_info(address)

@@ -47,6 +47,7 @@ from .base import (
     TOPICS,
     AbortableStream,
     IsAllowed,
+    LinkView,
     PeerUnavailable,
     StreamClosed,
     StreamHandler,
@@ -56,6 +57,7 @@ from .base import (
     claim_feed,
     claim_handler,
     closing_stream,
+    lan_link,
     run_handler,
 )
 
@@ -252,6 +254,9 @@ class MemoryTransport:
         return frozenset(
             other for other in self._network.live_ids() if self._network.can_reach(self._id, other)
         ) - {self._id}
+
+    def link(self, peer: str) -> LinkView | None:
+        return lan_link(self.connected(), peer)
 
     async def connect(self, address: str) -> str:
         self._raise_if_down()

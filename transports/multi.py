@@ -11,6 +11,7 @@ transports, in preference order:
   peer now (``linkchoice.link_order``); if opening it fails there, the next
   one is tried, so a LAN that just went away costs one failed open, not a
   failed request;
+* ``link`` reports the link of the member a stream would use;
 * ``connect`` tries every member (an address only one of them understands
   fails fast on the others); ``connected`` and ``addresses`` are unions.
 
@@ -29,6 +30,7 @@ import trio
 
 from .base import (
     ChannelFeed,
+    LinkView,
     MessageStream,
     PeerUnavailable,
     StreamHandler,
@@ -67,6 +69,10 @@ class MultiTransport:
 
     def connected(self) -> frozenset[str]:
         return frozenset().union(*(t.connected() for t in self._transports))
+
+    def link(self, peer: str) -> LinkView | None:
+        """The link of the first member a stream to ``peer`` would go over."""
+        return next((v for t in self.route(peer) if (v := t.link(peer)) is not None), None)
 
     def route(self, peer: str) -> tuple[Transport, ...]:
         """The member transports a stream to ``peer`` would try, in order."""

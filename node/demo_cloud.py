@@ -1,21 +1,26 @@
-"""A small OpenAI-compatible server for tests: real HTTP on 127.0.0.1, scripted replies.
+"""A small OpenAI-compatible server: real HTTP on 127.0.0.1, scripted replies, requests recorded.
 
-It plays a cloud island (or any OpenAI-compatible API). Every request's raw
-body bytes and headers are recorded, so a test can assert exactly what left
+It plays the cloud island in ``islandnode demo`` (as its own process, see
+:func:`main`) and in tests (in-process, ``await nursery.start(cloud.serve)``;
+``cloud.url`` is the base URL, ``.../v1``). Every request's raw body bytes
+and headers are recorded, so the demo and tests can show exactly what left
 the node. Replies follow ``script`` (one :class:`Reply` per request, in
 order), then ``default``. ``Reply(echo=True)`` streams back the text of all
 the messages it was sent, in 3-character chunks, so placeholders arrive
 split across chunks.
 
-Served by hypercorn under trio (starlette app): start it with
-``await nursery.start(fake.serve)``; ``fake.url`` is the base URL (``.../v1``).
+What this is not: a model. It never calls out, and it listens on loopback only.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
-from collections.abc import AsyncIterator
+import os
+import signal
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import hypercorn.trio
@@ -52,10 +57,14 @@ class Received:
 
 
 class FakeCloud:
-    def __init__(self, *script: Reply, default: Reply = Reply()) -> None:
+    def __init__(
+        self, *script: Reply, default: Reply = Reply(), record: Path | None = None
+    ) -> None:
         self.script = list(script)
         self.default = default
         self.received: list[Received] = []
+        #: If set, each request body is also appended here as one JSON line (0600).
+        self.record = record
         self.url = ""
         self.app = Starlette(routes=[Route("/v1/chat/completions", self._chat, methods=["POST"])])
 
@@ -72,6 +81,8 @@ class FakeCloud:
     async def _chat(self, request: Request) -> Response:
         body = await request.body()
         self.received.append(Received(body, dict(request.headers)))
+        if self.record is not None:
+            _append(self.record, body)
         reply = self.script.pop(0) if self.script else self.default
         if reply.status != 200:
             headers = {"retry-after": reply.retry_after} if reply.retry_after else {}
@@ -117,3 +128,42 @@ async def _sse(chunks: tuple[str, ...], reply: Reply) -> AsyncIterator[bytes]:
     if reply.usage is not None:
         yield _event({"choices": [], "usage": reply.usage})
     yield b"data: [DONE]\n\n"
+
+
+def _append(path: Path, body: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        os.write(fd, body.replace(b"\n", b" ") + b"\n")
+    finally:
+        os.close(fd)
+
+
+def read_record(path: Path) -> list[dict[str, Any]]:
+    """The request bodies a :class:`FakeCloud` recorded at ``path``, oldest first."""
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_bytes().splitlines() if line.strip()]
+
+
+async def _serve_until_stopped(cloud: FakeCloud, ready: Path) -> None:
+    async with trio.open_nursery() as nursery:
+        await nursery.start(cloud.serve)
+        ready.write_text(cloud.url)  # the parent waits for this file
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async for _ in signals:
+                nursery.cancel_scope.cancel()
+                return
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """``python -m islandrun.node.demo_cloud --record F --ready F``: echo until SIGTERM."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--record", type=Path, required=True, help="append request bodies here")
+    parser.add_argument("--ready", type=Path, required=True, help="write the base URL here")
+    args = parser.parse_args(argv)
+    trio.run(_serve_until_stopped, FakeCloud(default=Reply(echo=True), record=args.record),
+             args.ready)
+
+
+if __name__ == "__main__":
+    main()
