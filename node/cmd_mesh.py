@@ -22,6 +22,7 @@ from islandrun.protocol.ids import short_id
 
 from . import control
 from .cli import load_identity
+from .cmd_status import age_text
 from .config import NodeConfig
 from .errors import NodeError
 from .executor import EchoExecutor, Executor
@@ -95,11 +96,6 @@ def _fraction(text: str) -> float:
     return value
 
 
-def _age(last_seen: float) -> str:
-    seconds = max(0.0, time.time() - last_seen)
-    return f"{seconds:.0f}s ago" if seconds < 120 else f"{seconds / 60:.0f}m ago"
-
-
 def cmd_peers(args: argparse.Namespace) -> int:
     peers: list[dict[str, Any]] = control.get(resolve_home(args.home), "/peers")
     if args.json:
@@ -113,7 +109,7 @@ def cmd_peers(args: argparse.Namespace) -> int:
             battery += " ⚡"
         table.add_row(p["name"], short_id(p["device_id"]), p["liveness"],
                       f"{p['capacity']:.0%}", battery, ", ".join(p["models"]) or "-",
-                      ", ".join(p["datasets"]) or "-", _age(p["last_seen"]))
+                      ", ".join(p["datasets"]) or "-", age_text(time.time() - p["last_seen"]))
     empty = "no islands yet (pair devices or list them in [mesh].allow)"
     Console().print(table if peers else empty)
     return 0

@@ -111,7 +111,8 @@ def _battery(pct: float | None, charging: bool | None) -> str:
     return f"{pct:.0f}%" + (" charging" if charging else "")
 
 
-def _age(seconds: float) -> str:
+def age_text(seconds: float) -> str:
+    """``"12s ago"`` / ``"3m ago"`` for an age in seconds (negative counts as 0)."""
     seconds = max(0.0, seconds)
     return f"{seconds:.0f}s ago" if seconds < 120 else f"{seconds / 60:.0f}m ago"
 
@@ -138,7 +139,7 @@ def _islands_table(snap: dict[str, Any], now: float) -> Table:
         table.add_row(escape(p["name"]), short_id(p["device_id"]), escape(p["tier"]),
                       p["liveness"], f"{p['capacity']:.0%}",
                       _battery(p["battery_pct"], p["charging"]), _names(p["models"]),
-                      _names(p["datasets"]), _age(now - p["last_seen"]))
+                      _names(p["datasets"]), age_text(now - p["last_seen"]))
     for c in snap["clouds"]:
         table.add_row(escape(c["name"]), escape(c["device_id"]), "cloud", "configured", "-",
                       "-", escape(c["model"]), "-", "-")

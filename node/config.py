@@ -429,7 +429,8 @@ def _convert(hint: Any, value: Any, key: str, section: str = "") -> Any:
 
 def _section(name: str, cls: type, table: Any) -> Any:
     if not isinstance(table, dict):
-        raise _Problem(name, f"[{name}] must be a table")
+        # Keyed by its own name, so the error points at ``key = ...`` in its parent.
+        raise _Problem(name.rpartition(".")[2], f"[{name}] must be a table")
     try:
         return _fields(name, cls, table)
     except _Problem as problem:

@@ -10,6 +10,10 @@ register key               config.toml
 ``policy.trust.personal``  ``[trust.personal]`` (base, certification,
 ``policy.trust.friend``    jurisdiction, privacy: the per-tier trust and
 ``policy.trust.edge``      privacy scores WAVES routes by)
+``policy.waves``           ``[waves]`` with ``[waves.weights]`` (WAVES's
+                           weights of Eq. 1, mode, references, failover,
+                           tier thresholds: ``config_policy``)
+``policy.tide``            ``[tide]`` (TIDE's buffer preset)
 ``cloud.NAME``             the ``[[cloud]]`` entry called NAME (URL, model,
                            trust, privacy, prices, the *name* of the API key
                            variable, timeout, budgets); JSON ``null`` once
@@ -20,10 +24,8 @@ Not synced, because they belong to one device: ``[node]`` (its name, its
 battery floor for friends), ``[mesh]`` (listen addresses, bootstrap, mDNS,
 allow), ``[[models]]`` (files on this disk), ``[ble]`` (this radio). API key
 *values* never travel: a cloud entry names the environment variable that
-holds its key (``api_key_env``), and each device reads its own. WAVES's
-weights and TIDE's buffers are built-in presets, not config settings, so
-there is nothing of them to sync; a setting that becomes one joins by a row
-in :data:`POLICY_SECTIONS`.
+holds its key (``api_key_env``), and each device reads its own. A new
+owner-wide setting joins by a row in :data:`POLICY_SECTIONS`.
 
 How edits meet (:func:`plan`, pure). Each device remembers, in
 ``<home>/groupconfig.json`` (digests only, mode 0600), the synced view its
@@ -52,6 +54,7 @@ applies the config it returns (``groupnode``).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import logging
@@ -69,17 +72,20 @@ log = logging.getLogger("islandrun.group")
 
 BASELINE_FILE = "groupconfig.json"
 CLOUD_PREFIX = "cloud."
-#: Register key -> (config section, table inside it) for the synced policy.
-POLICY_SECTIONS: dict[str, tuple[str, str]] = {
-    f"policy.trust.{tier}": ("trust", tier) for tier in ("personal", "friend", "edge")
+#: Register key -> the path of its table in the config (section, then table
+#: inside it, if any) for the synced policy.
+POLICY_SECTIONS: dict[str, tuple[str, ...]] = {
+    **{f"policy.trust.{tier}": ("trust", tier) for tier in ("personal", "friend", "edge")},
+    "policy.waves": ("waves",),
+    "policy.tide": ("tide",),
 }
 
 Values = dict[str, Any]
 
 
 def _policy(section_of: Callable[[str], Any]) -> Values:
-    return {key: dataclasses.asdict(getattr(section_of(section), table))
-            for key, (section, table) in POLICY_SECTIONS.items()}
+    return {key: dataclasses.asdict(functools.reduce(getattr, rest, section_of(section)))
+            for key, (section, *rest) in POLICY_SECTIONS.items()}
 
 
 def view(cfg: NodeConfig) -> Values:
@@ -151,10 +157,12 @@ def adopt_setting(home: Path, key: str, value: Any) -> NodeConfig:
 
 def _change(key: str, value: Any) -> Callable[[dict[str, Any]], None]:
     def policy(data: dict[str, Any]) -> None:
-        section, table = POLICY_SECTIONS[key]
+        *parents, table = POLICY_SECTIONS[key]
         if not isinstance(value, dict):
-            raise ConfigError(f"[{section}.{table}] must be a table")
-        data.setdefault(section, {})[table] = value
+            raise ConfigError(f"[{'.'.join(POLICY_SECTIONS[key])}] must be a table")
+        for name in parents:
+            data = data.setdefault(name, {})
+        data[table] = value
 
     def cloud(data: dict[str, Any]) -> None:
         name = key[len(CLOUD_PREFIX):]

@@ -262,9 +262,12 @@ async def _pull_from(node: Node, transport: Transport, peer: str) -> int:
 
 def apply_config(node: Node, cfg: NodeConfig) -> None:
     """Route by ``cfg``'s synced settings from now on (the rest needs a restart)."""
-    node.config = replace(node.config, trust=cfg.trust, cloud=cfg.cloud)
+    node.config = replace(node.config, trust=cfg.trust, cloud=cfg.cloud, waves=cfg.waves,
+                          tide=cfg.tide)
     node.pairing.cfg = node.config
     node.horizon.set_clouds(cfg.cloud)
+    node.dispatcher.policy = cfg.waves.policy()
+    node.tide.config = replace(node.tide.config, buffer=cfg.tide.preset.value)
 
 
 async def sync_loop(node: Node, transport: Transport) -> None:

@@ -224,6 +224,7 @@ PUBLIC_TERMS = _words(
     postgresql postgres mysql sqlite mongodb redis kafka nginx apache json yaml html css
     http https sql api excel powerpoint openai chatgpt gpt llama pytorch tensorflow numpy
     pandas react django flask wikipedia youtube internet bluetooth wifi covid
+    hba1c egfr pco2 po2 spo2 fev1 mmhg ldl-c hdl-c nt-probnp troponin
     """
 )
 

@@ -80,7 +80,7 @@ from .shipping import IslandFailed, ShippingConfig, serve_request, ship_request
 from .tide import Tide
 from .tide_capacity import TideConfig
 from .transports_setup import BleChoice, open_node_transports
-from .waves import Decision, RoutePolicy
+from .waves import Decision
 from .waves_inputs import IslandSnapshot
 
 log = logging.getLogger("islandrun.node")
@@ -100,7 +100,6 @@ class RunOptions:
     executor: Executor = field(default_factory=EchoExecutor)
     lighthouse: LighthouseConfig = LAN
     shipping: ShippingConfig = field(default_factory=ShippingConfig)
-    tide: TideConfig = field(default_factory=TideConfig.moderate)
     #: Report this CPU/memory load instead of measuring it (tests, demo).
     fixed_load: float | None = None
     #: Report this battery charge (a fraction, not charging) instead (tests, demo).
@@ -146,7 +145,7 @@ class Node:
         self.api_url: str | None = None
         self.latency = LatencyBook()
         self.dispatcher = Dispatcher(
-            policy=RoutePolicy(),
+            policy=cfg.waves.policy(),  # the owner's [waves] (node/config_policy.py)
             limiter=RateLimiter(RateLimitConfig()),
             run_local=self._run_local,
             ship=self._ship,
@@ -543,7 +542,8 @@ async def run_node(
     from islandrun.transports.libp2p import Libp2pConfig, open_libp2p_transport
 
     tide = Tide.for_this_device(
-        friend_floor.tide_with_floor(options.tide, cfg.node.friend_battery_floor),
+        friend_floor.tide_with_floor(TideConfig.preset(cfg.tide.preset),
+                                    cfg.node.friend_battery_floor),
         fixed_load=options.fixed_load, fixed_battery=options.fixed_battery,
     )  # fmt: skip
     node = Node(home, ident, cfg, options, tide)

@@ -124,10 +124,20 @@ def energy(island: IslandSnapshot, ctx: RouteContext) -> float:
     return 1.0 - island.willingness
 
 
+#: The built-in weights; the owner changes them in ``[waves.weights]``
+#: (node/config_policy.py). Energy weighs as much as the others because it
+#: only ever penalises a device on battery and not charging (mains, charging
+#: and cloud islands score 0), and it has to outweigh a friend's trust
+#: penalty for battery-aware sharing (paper Scenario 2) to happen at all: a
+#: phone at its serve floor scores 0.3 x 1.0 to keep a request, a fully
+#: charged friend (T = 0.7) 0.3 x 0.3 plus its latency term, so the request
+#: moves unless the friend is seconds slower. At 0.1 the phone's whole energy
+#: term (0.1) lost to the friend's trust penalty (0.09) plus any BLE latency,
+#: and a low phone never offloaded.
 DEFAULT_OBJECTIVES = (
     Objectives()
     .register("cost", cost, 0.3)
     .register("latency", latency, 0.3)
     .register("trust", trust, 0.3)
-    .register("energy", energy, 0.1)
+    .register("energy", energy, 0.3)
 )

@@ -16,7 +16,9 @@ if [ ! -x .venv/bin/python ]; then
     "$PY" -m venv .venv
 fi
 stamp=.venv/.islandrun-installed
-want="$(sha256sum pyproject.toml | cut -d' ' -f1)"
+# sha256sum on Linux, shasum on macOS.
+if command -v sha256sum >/dev/null; then hash=(sha256sum); else hash=(shasum -a 256); fi
+want="$("${hash[@]}" pyproject.toml | cut -d' ' -f1)"
 if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]; then
     echo "==> installing islandrun and dependencies (first time: llama-cpp-python compiles, ~8 min)"
     .venv/bin/python -m pip install -q --upgrade pip setuptools wheel

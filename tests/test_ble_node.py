@@ -3,7 +3,9 @@
 Real node code end to end (``run_node``: TIDE, LIGHTHOUSE adverts, WAVES,
 sealed shipping, the friend battery floor) in one process, over the radio
 model (``ble_radio_memory``, for the radio this machine lacks) and the
-in-memory LAN. Real time, with fast BLE timers.
+in-memory LAN. Real time, with fast BLE timers. Every node routes by the
+shipped WAVES defaults (no ``[waves]`` in its config), so paper Scenario 2
+(a low phone's requests run on a friend's charged one) holds out of the box.
 """
 
 from __future__ import annotations
@@ -25,7 +27,6 @@ from islandrun.node.pairing_store import PairingRecord, PairingStore
 from islandrun.node.runtime import Node, RunOptions, run_node
 from islandrun.node.shipping import RequestRefused, ship_request
 from islandrun.node.transports_setup import BleChoice
-from islandrun.node.waves import RoutePolicy
 from islandrun.protocol import messages as m
 from islandrun.transports.base import LAN_LINK, Transport
 from islandrun.transports.ble import TEST_CONFIG, BleConfig
@@ -35,11 +36,6 @@ from islandrun.transports.memory import MemoryNetwork
 
 #: Fast BLE timers (real time here), and the model's link rate for WAVES's estimate.
 BLE: BleConfig = replace(TEST_CONFIG, link_rate_bps=Air().rate_bps)
-#: WAVES weights of an owner who minds the battery. With the default energy
-#: weight (0.1) a phone at 15 % keeps its requests when the friend is over
-#: BLE: the friend's trust penalty (0.3 x 0.3) plus any BLE road (~100 ms
-#: and up) outweighs the whole energy term (node/link_latency.py).
-BATTERY_MINDED = RoutePolicy(weights={"energy": 0.3})
 
 
 @dataclass
@@ -115,7 +111,6 @@ async def running(
             )  # fmt: skip
             cfg = config.load_config(p.home)
             p.node = await nursery.start(run_node, p.home, p.ident, cfg, options)
-            p.node.dispatcher.policy = BATTERY_MINDED
         yield
         nursery.cancel_scope.cancel()
 

@@ -100,7 +100,33 @@ def test_per_device_settings_are_never_published(pair: tuple[Device, Device]) ->
     assert laptop.round() == (0, None)
     assert laptop.state.registers() == {}
     assert set(view(load_config(laptop.home))) == {
-        "policy.trust.personal", "policy.trust.friend", "policy.trust.edge"}
+        "policy.trust.personal", "policy.trust.friend", "policy.trust.edge", "policy.waves",
+        "policy.tide"}
+
+
+def test_waves_weights_and_the_tide_buffer_made_on_one_device_reach_the_others(
+    pair: tuple[Device, Device], tmp_path: Path,
+) -> None:
+    laptop, phone = pair
+
+    def battery_minded(data: dict[str, Any]) -> None:
+        data["waves"] = {"mode": "constraint", "weights": {"energy": 1.5, "cost": 0.0}}
+        data["tide"] = {"buffer": "conservative"}
+
+    laptop.edit(battery_minded)
+    made, _ = laptop.round()
+    assert made == 2  # policy.waves and policy.tide
+    tablet = Device(tmp_path, 2, "tablet")
+    exchange(laptop, phone, tablet)
+    for device in (phone, tablet):
+        cfg = load_config(device.home)
+        assert cfg.waves == load_config(laptop.home).waves and cfg.waves.mode == "constraint"
+        assert (cfg.waves.weights.energy, cfg.waves.weights.cost) == (1.5, 0.0)
+        assert cfg.waves.weights.trust == 0.3  # unset keys keep their defaults
+        assert cfg.tide.buffer == "conservative"
+    phone.edit(lambda data: data["waves"]["weights"].update(energy=0.2))  # and back again
+    exchange(laptop, phone, tablet)
+    assert load_config(laptop.home).waves.weights.energy == 0.2
 
 
 def test_a_removed_cloud_is_removed_everywhere(pair: tuple[Device, Device]) -> None:
@@ -160,6 +186,11 @@ def test_a_new_device_takes_the_groups_settings_rather_than_its_own_defaults(
         ("cloud.bad", "not a table"),
         ("policy.trust.friend", {"base": "high"}),
         ("policy.trust.friend", [0.5]),
+        ("policy.waves", {"weights": {"carbon": 1.0}}),
+        ("policy.waves", {"weights": {"energy": 50.0}}),
+        ("policy.waves", {"mode": "fastest"}),
+        ("policy.tide", {"buffer": "huge"}),
+        ("policy.tide", "aggressive"),
     ],
 )
 def test_an_invalid_synced_value_is_refused_with_its_key_logged_once(

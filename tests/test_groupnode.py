@@ -1,19 +1,25 @@
-"""The group state inside a node (node/groupnode.py): conversations, vaults, revocations."""
+"""The group state inside a node (node/groupnode.py): conversations, vaults, revocations, policy."""
 
 from __future__ import annotations
 
 import random
 from pathlib import Path
 
+import trio
+
 from islandrun.node.config import NodeConfig, NodeSection, update_config, write_initial_config
 from islandrun.node.groupconfig import ConfigSync
-from islandrun.node.groupnode import GroupNode
-from islandrun.node.identity import Identity
+from islandrun.node.groupnode import GroupNode, apply_config
+from islandrun.node.identity import Identity, create_key
 from islandrun.node.mist_entities import EntityType
 from islandrun.node.pairing_service import PairingService
 from islandrun.node.pairing_store import PairingRecord, PairingStore
+from islandrun.node.runtime import Node, RunOptions, run_node
 from islandrun.node.shipping import ShippingConfig
+from islandrun.node.tide_capacity import BufferPreset
+from islandrun.node.waves import Mode
 from islandrun.protocol import messages as m
+from islandrun.transports.memory import MemoryNetwork
 from tests.test_groupstate import IDS, KEYS, replica, sync
 
 
@@ -95,3 +101,31 @@ def test_a_config_round_publishes_into_the_replica_and_marks_it_for_saving(
     assert group.dirty and group.state.register("cloud.paid")["url"] == "https://api.example.com/v1"
     group.dirty = False
     assert group.sync_config(configs) is None and not group.dirty
+
+
+async def test_a_running_node_starts_with_and_then_routes_by_the_synced_policy(
+    tmp_path: Path,
+) -> None:
+    home = tmp_path / "laptop"
+    ident = Identity(key=create_key(home), name="laptop")
+    write_initial_config(home, "laptop")
+    cfg = update_config(home, lambda data: data.update(
+        waves={"weights": {"energy": 1.0}}, tide={"buffer": "aggressive"}))
+    net = MemoryNetwork(rng=random.Random(1))
+    options = RunOptions(mdns=False, api=None, fixed_load=0.1,
+                         open_lan=lambda _: net.node(ident.device_id, is_allowed=lambda _: True))
+    async with trio.open_nursery() as nursery:
+        running: Node = await nursery.start(run_node, home, ident, cfg, options)
+        assert running.dispatcher.policy.weights["energy"] == 1.0
+        assert running.tide.config.buffer == BufferPreset.AGGRESSIVE.value
+        floor = running.tide.config.serve_floor_pct  # the [node] battery floor, kept
+        synced = update_config(home, lambda data: data.update(
+            waves={"mode": "constraint", "weights": {"cost": 0.0}},
+            tide={"buffer": "conservative"}))
+        apply_config(running, synced)
+        policy = running.dispatcher.policy
+        assert policy.mode is Mode.CONSTRAINT and dict(policy.weights)["cost"] == 0.0
+        assert running.tide.config.buffer == BufferPreset.CONSERVATIVE.value
+        assert running.tide.config.serve_floor_pct == floor
+        assert running.config.waves == synced.waves and running.config.tide == synced.tide
+        nursery.cancel_scope.cancel()
