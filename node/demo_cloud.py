@@ -58,13 +58,16 @@ class Received:
 
 class FakeCloud:
     def __init__(
-        self, *script: Reply, default: Reply = Reply(), record: Path | None = None
+        self, *script: Reply, default: Reply = Reply(), record: Path | None = None,
+        record_headers: Path | None = None,
     ) -> None:
         self.script = list(script)
         self.default = default
         self.received: list[Received] = []
         #: If set, each request body is also appended here as one JSON line (0600).
         self.record = record
+        #: If set, each request's headers are appended here as one JSON object a line (0600).
+        self.record_headers = record_headers
         self.url = ""
         self.app = Starlette(routes=[Route("/v1/chat/completions", self._chat, methods=["POST"])])
 
@@ -83,6 +86,8 @@ class FakeCloud:
         self.received.append(Received(body, dict(request.headers)))
         if self.record is not None:
             _append(self.record, body)
+        if self.record_headers is not None:
+            _append(self.record_headers, json.dumps(dict(request.headers)).encode())
         reply = self.script.pop(0) if self.script else self.default
         if reply.status != 200:
             headers = {"retry-after": reply.retry_after} if reply.retry_after else {}
@@ -139,7 +144,7 @@ def _append(path: Path, body: bytes) -> None:
 
 
 def read_record(path: Path) -> list[dict[str, Any]]:
-    """The request bodies a :class:`FakeCloud` recorded at ``path``, oldest first."""
+    """The request bodies (or headers) a :class:`FakeCloud` recorded at ``path``, oldest first."""
     if not path.exists():
         return []
     return [json.loads(line) for line in path.read_bytes().splitlines() if line.strip()]
@@ -160,9 +165,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--record", type=Path, required=True, help="append request bodies here")
     parser.add_argument("--ready", type=Path, required=True, help="write the base URL here")
+    parser.add_argument("--record-headers", type=Path, help="append request headers here")
     args = parser.parse_args(argv)
-    trio.run(_serve_until_stopped, FakeCloud(default=Reply(echo=True), record=args.record),
-             args.ready)
+    cloud = FakeCloud(default=Reply(echo=True), record=args.record,
+                      record_headers=args.record_headers)
+    trio.run(_serve_until_stopped, cloud, args.ready)
 
 
 if __name__ == "__main__":

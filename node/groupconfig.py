@@ -23,8 +23,10 @@ register key               config.toml
 Not synced, because they belong to one device: ``[node]`` (its name, its
 battery floor for friends), ``[mesh]`` (listen addresses, bootstrap, mDNS,
 allow), ``[[models]]`` (files on this disk), ``[ble]`` (this radio). API key
-*values* never travel: a cloud entry names the environment variable that
-holds its key (``api_key_env``), and each device reads its own. A new
+*values* never travel here: a cloud entry names the environment variable that
+holds its key (``api_key_env``), and each device reads its own -- unless the
+owner opts one key in, which ``groupsecrets`` carries (``secret.cloud.NAME``,
+never adopted into ``config.toml``; it also says what that risks). A new
 owner-wide setting joins by a row in :data:`POLICY_SECTIONS`.
 
 How edits meet (:func:`plan`, pure). Each device remembers, in

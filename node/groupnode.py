@@ -18,6 +18,9 @@ Glue between the pure replica (``groupstate``), its encrypted file
 * **policy and cloud islands** -- the owner's edits to the synced part of
   ``config.toml`` go out, the group's come in (``groupconfig``), and the
   running node routes by them at once (:func:`apply_config`);
+* **shared API keys** -- the keys the owner opted in (``groupsecrets``):
+  :meth:`cloud_key` for HORIZON, the ``/cloud/*`` control routes, and
+  a removed cloud's key taken out of the group;
 * **sync loop** -- every ``SYNC_INTERVAL`` seconds, pull from each member
   (``groupsync``), then apply revocations, sync the config, compact, and
   save when changed.
@@ -46,6 +49,8 @@ from islandrun.protocol.ids import short_id
 
 from .config import NodeConfig
 from .groupconfig import ConfigSync
+from .groupsecrets import control_routes as key_routes
+from .groupsecrets import drop_removed, synced_key
 from .groupstate import GroupStateError
 from .groupstate_budget import GroupLedger
 from .groupstate_store import load_state, save_state
@@ -198,7 +203,11 @@ class GroupNode:
             return self.forget(str((await request.json()).get("id", "")))
 
         return {"/conversations": listing, "/conversations/show": show,
-                "/conversations/forget": forget}
+                "/conversations/forget": forget, **key_routes(self, self._now_ms)}
+
+    def cloud_key(self, cloud: str) -> str | None:
+        """The API key shared for ``cloud`` in the group, if any (HORIZON's hook)."""
+        return synced_key(self.state, cloud)
 
     # -- budgets -----------------------------------------------------------------
 
@@ -234,6 +243,7 @@ class GroupNode:
     def sync_config(self, configs: ConfigSync) -> NodeConfig | None:
         """One config round (``groupconfig``); the config if its synced part changed."""
         made, cfg = configs.round(self.state, self._now_ms())
+        made += len(drop_removed(self.state, self._now_ms()))  # a removed cloud's shared key
         self.dirty = self.dirty or made > 0
         return cfg
 

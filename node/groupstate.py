@@ -378,6 +378,11 @@ class GroupState:
         op = self._registers.get(key)
         return None if op is None else json.loads(op.text)
 
+    def register_stamp(self, key: str) -> tuple[int, str] | None:
+        """When register ``key`` got its value: ``(hlc, author)``, its LWW rank."""
+        op = self._registers.get(key)
+        return None if op is None else (op.hlc, op.author)
+
     def registers(self, prefix: str = "") -> dict[str, Any]:
         return {k: json.loads(o.text) for k, o in sorted(self._registers.items())
                 if k.startswith(prefix)}

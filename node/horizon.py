@@ -24,8 +24,9 @@ a hosted API, vLLM, Ollama, llama-cpp-python's server.
 
 MIST sanitisation happens before a request gets here (the dispatcher does it
 for every island trusted below 1.0), so this module only ever sees
-placeholders. The API key is read from the environment for each request and
-goes only into the ``Authorization`` header: never into adverts, logs, error
+placeholders. The API key is read for each request from the environment,
+else from the key the owner shared with their devices (``synced_key``,
+``groupsecrets``), and goes only into the ``Authorization`` header: never into adverts, logs, error
 messages, reprs or the audit log. Error messages never quote response
 bodies either (providers echo prompts and partial keys in them).
 """
@@ -85,6 +86,14 @@ MAX_ERROR_BYTES = 64 << 10
 DRAIN_S = 1.0
 #: HTTP statuses worth retrying besides 5xx: timeout and rate limit.
 RETRY_STATUSES = frozenset({408, 429})
+
+
+#: A cloud's API key shared by the owner's other devices, by cloud name (or None).
+SyncedKey = Callable[[str], str | None]
+
+
+def _no_synced_key(_: str) -> str | None:
+    return None
 
 
 class CloudUnavailable(CloudError):
@@ -206,12 +215,14 @@ class HorizonExecutor:
         rng: random.Random | None = None,
         sleep: Callable[[float], Awaitable[None]] = trio.sleep,
         env: Mapping[str, str] = os.environ,
+        synced_key: SyncedKey = _no_synced_key,
         on_spend: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.cloud, self.ledger = cloud, ledger
         self._client, self._clock, self._retry = client, wall_clock, retry
         self._rng = rng or random.Random()
         self._sleep, self._env, self._on_spend = sleep, env, on_spend
+        self._synced_key = synced_key
         self._url = cloud.url + "/chat/completions"
         self._timeout = httpx.Timeout(cloud.timeout)
 
@@ -243,16 +254,18 @@ class HorizonExecutor:
         return usage
 
     def _headers(self) -> dict[str, str]:
+        # This device's own variable first, then a key the owner shared (groupsecrets).
         var = self.cloud.api_key_env
+        key = (self._env.get(var, "") if var else "") or self._synced_key(self.cloud.name)
+        if key:
+            return {"Authorization": f"Bearer {key}"}
         if not var:
             return {}
-        key = self._env.get(var, "")
-        if not key:
-            raise CloudRejected(
-                f"cloud {self.cloud.name!r} needs its API key in ${var}; set it in the "
-                "environment the node runs in"
-            )
-        return {"Authorization": f"Bearer {key}"}
+        raise CloudRejected(
+            f"cloud {self.cloud.name!r} needs its API key in ${var}; set it in the "
+            "environment the node runs in, or share it from a device that has it "
+            f"(`islandnode cloud sync-key {self.cloud.name}`)"
+        )
 
     async def _attempts(
         self, request: m.InferenceRequest, headers: dict[str, str], answer: _Answer
@@ -389,6 +402,7 @@ class Horizon:
         rng: random.Random | None = None,
         sleep: Callable[[float], Awaitable[None]] = trio.sleep,
         env: Mapping[str, str] = os.environ,
+        synced_key: SyncedKey = _no_synced_key,
         ledger: Callable[[BudgetLedger], BudgetLedger] | None = None,
     ) -> None:
         own = load_ledger(home) if home is not None else BudgetLedger()
@@ -399,7 +413,8 @@ class Horizon:
         self._save_lock = trio.Lock()
         self._executor_for = partial(
             HorizonExecutor, client=self._client, ledger=self.ledger, wall_clock=wall_clock,
-            retry=retry, rng=rng or random.Random(), sleep=sleep, env=env, on_spend=self._save,
+            retry=retry, rng=rng or random.Random(), sleep=sleep, env=env, synced_key=synced_key,
+            on_spend=self._save,
         )
         self.set_clouds(clouds)
 

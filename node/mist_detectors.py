@@ -5,9 +5,10 @@ normalized view of a text and yields :class:`Candidate` spans for structured
 identifiers — emails, URLs, IP addresses, phone numbers, SSNs, payment cards (Luhn plus
 issuer prefix, 12 to 19 digits), IBANs (per-country length plus ISO 7064 mod-97),
 secrets (known token formats, ``password: …``, private keys, JWTs), dates, ages, ICD-10
-codes, street addresses, postal codes and record / plan / account numbers introduced by
-a context word. Checksums turn "looks like" into "is": a 16-digit number that fails
-Luhn is not reported as a card.
+codes, street addresses, postal codes, GPS coordinates (decimal degrees or degrees,
+minutes and seconds, in range), legal matter / case / docket numbers and record / plan /
+account numbers introduced by a context word. Checksums turn "looks like" into "is": a
+16-digit number that fails Luhn is not reported as a card.
 
 What it is not: the vocabulary finder for names, places and health terms
 (``mist_names``), nor the place where overlapping candidates are resolved or
@@ -221,6 +222,31 @@ _LONE_ID = re.compile(
     r"(?<![\w\-])(?:\d{6,}|[A-Za-z]{1,4}-?\d{4,}|\d{4,}-?[A-Za-z]{1,4})[A-Za-z0-9\-]{0,16}"
     r"(?![\w\-])"
 )
+
+# A legal matter, case or docket number: the context word, the same fillers as other
+# identifiers, then a number with at least three digits and a separator ("47-8710",
+# "2023-CV-0042", "1:21-cv-01234"), or five digits or more. Lower-case text only.
+_CASE_NUMBER = re.compile(
+    rf"(?:matter|docket|case|cause)\b{_ID_FILLER}"
+    r"(?P<v>(?=[a-z\d]*\d[a-z\d\-:/]*\d[a-z\d\-:/]*\d)[a-z\d]+(?:[\-:/][a-z\d]+)+|\d{5,})"
+    r"(?![\w\-])"
+)
+
+# GPS positions. Decimal degrees: latitude then longitude, three or more decimals each,
+# each optionally followed by a degree sign and its hemisphere letter; the range is
+# checked in Python. Degrees, minutes (and seconds) always carry a hemisphere letter.
+_GPS_SEPARATOR = r"(?:\s*,\s*|\s+)"
+_GPS_DECIMAL = re.compile(
+    r"[-+]?(?P<lat>\d{1,2}\.\d{3,})(?:\s?°)?(?:\s?(?P<ns>[NS]))?"
+    rf"{_GPS_SEPARATOR}(?:(?i:lon|lng|long|longitude)\s*[:=]?\s*)?"
+    r"[-+]?(?P<lon>\d{1,3}\.\d{3,})(?:\s?°)?(?:\s?(?P<ew>[EW]))?(?!\w|\.\d)"
+)
+_DMS_ONE = (
+    r"\d{1,3}\s?°\s?\d{1,2}(?:\.\d+)?\s?['′]"
+    r"(?:\s?\d{1,2}(?:\.\d+)?\s?(?:\"|″|′′|''))?\s?[NSEW]"
+)
+_GPS_DMS = re.compile(rf"{_DMS_ONE}{_GPS_SEPARATOR}{_DMS_ONE}(?!\w)")
+_GPS_CONTEXT = ("gps", "coord", "lat", "location", "position", "located", "waypoint", "geo")
 
 _STREET_NUMBER = r"\d{1,5}[A-Za-z]?(?:[-/]\d{1,4})?"
 _ADDRESS_RULES: tuple[tuple[re.Pattern[str], float, _Gate], ...] = (
@@ -452,6 +478,38 @@ def _lone_ids(view: str, low: str) -> Iterator[Candidate]:
         yield Candidate(T.ID_NUMBER, m.start(), m.end(), 0.45)
 
 
+def _case_numbers(view: str, low: str) -> Iterator[Candidate]:
+    if len(low) != len(view):  # lower-casing moved offsets: such text is rare, skip it
+        return
+    for m in _CASE_NUMBER.finditer(low):
+        if _word_start(low, m.start()):
+            yield Candidate(T.CASE_NUMBER, m.start("v"), m.end("v"), 0.9)
+
+
+def _gps_decimal(view: str, low: str) -> Iterator[Candidate]:
+    for m in _GPS_DECIMAL.finditer(view):
+        start = m.start()
+        if start and (view[start - 1].isalnum() or view[start - 1] in "._"):
+            continue  # inside a version number, an address or a longer number
+        if float(m["lat"]) > 90.0 or float(m["lon"]) > 180.0:
+            continue
+        score = _gps_score(m, low)
+        if score:
+            yield Candidate(T.GPS_COORDINATES, start, m.end(), score)
+
+
+def _gps_score(m: re.Match[str], low: str) -> float:
+    """Marked (degree sign or hemisphere) 0.9, named by a context word 0.85, a bare pair
+    of four-decimal numbers 0.6 (internal on its own), shorter bare pairs nothing."""
+    if m["ns"] or m["ew"] or "°" in m.group(0):
+        return 0.9
+    before = low[max(0, m.start() - 24) : m.start()]
+    if any(word in before for word in _GPS_CONTEXT):
+        return 0.85
+    four = len(m["lat"].partition(".")[2]) >= 4 and len(m["lon"].partition(".")[2]) >= 4
+    return 0.6 if four else 0.0
+
+
 def _addresses(view: str, low: str) -> Iterator[Candidate]:
     for pattern, score, gate in _ADDRESS_RULES:
         if gate(view, low):
@@ -494,5 +552,8 @@ _FINDERS: tuple[tuple[_Gate, _Finder], ...] = (
     (_has("icd", "dx", "code"), _icd10_in_context),
     (_always, _context_ids),
     (_seen(r"\d\d\d\d"), _lone_ids),
+    (_has("matter", "docket", "case", "cause"), _case_numbers),
+    (_seen(r"\d\.\d\d\d"), _gps_decimal),
+    (_has("°", lower=False), _simple(_GPS_DMS, T.GPS_COORDINATES, 0.9)),
     (_always, _addresses),
 )

@@ -50,6 +50,8 @@ class EntityType(enum.Enum):
     MEDICATION = "MEDICATION"
     FINANCIAL_TERM = "FINANCIAL_TERM"
     DEMOGRAPHIC = "DEMOGRAPHIC"
+    GPS_COORDINATES = "GPS_COORDINATES"
+    CASE_NUMBER = "CASE_NUMBER"
 
 
 class Level(enum.IntEnum):

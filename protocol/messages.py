@@ -342,6 +342,10 @@ class GroupOp(_Validated):
     amount: float = spec(default=0.0, lo=0.0)
     sig: bytes = spec(default=b"", max_len=64)
 
+    def __repr__(self) -> str:  # never ``text``: chat turns, vault values, shared API keys
+        return (f"GroupOp({self.kind.value} {self.author[:12]}#{self.counter} "
+                f"hlc={self.hlc} key={self.key[:64]!r})")
+
 
 @dataclass(**_FROZEN)
 class VersionEntry(_Validated):

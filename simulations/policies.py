@@ -15,8 +15,10 @@ executors (:meth:`World.execute`), so only the routing differs.
   with the highest privacy score, ties to the faster). A request that needs a dataset
   the chosen island lacks takes its documents with it ("data to compute").
 * Ablations (paper §XI-D), each IslandRun minus one agent: ``no-MIST`` (WAVES and
-  failover, but every request reads as sensitivity 0 and nothing is sanitized — an
-  absent MIST, unlike a *failed* one, which WAVES treats as 1.0); ``no-TIDE`` (the
+  failover exactly as the Dispatcher runs them, but nothing scores the text: WAVES
+  sees only the caller's own floor, ``request.sensitivity``, which no workload here
+  sets, so 0; and nothing is sanitized — an absent MIST, unlike a *failed* one, which
+  WAVES treats as 1.0); ``no-TIDE`` (the
   real Dispatcher, but every island, this one included, reads as idle: no capacity,
   in-flight or battery information); ``no-LIGHTHOUSE`` (the real Dispatcher, but no
   membership table: each request first re-discovers the islands in reach, a
@@ -124,11 +126,12 @@ async def no_lighthouse(world: World, origin: Island,
 
 async def no_mist(world: World, origin: Island, request: m.InferenceRequest) -> tuple[str, bool]:
     route = RouteRequest(
-        request_id=request.request_id, model=request.model_hint,
+        request_id=request.request_id, client_id="local", model=request.model_hint,
         datasets=frozenset({request.dataset} if request.dataset else ()),
-        tier=Tier(request.tier.value),
+        tier=Tier(request.tier.value), max_latency_ms=request.latency_budget_ms,
         tokens=sum(len(x.content) for x in request.messages) // 4 + request.max_tokens)
-    decision = waves.decide(route, 0.0, origin.islands(), waves.RoutePolicy(), origin.report())
+    floor = request.sensitivity  # what the Dispatcher's WAVES sees when MIST adds nothing
+    decision = waves.decide(route, floor, origin.islands(), waves.RoutePolicy(), origin.report())
     while decision.island is not None:
         try:
             return await _run_on(world, origin, request, decision.island.device_id)

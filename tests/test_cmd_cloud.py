@@ -40,11 +40,11 @@ def test_add_list_remove(home: Path, capsys: pytest.CaptureFixture[str],
     assert cli(home, "cloud", "list") == 0
     out = capsys.readouterr().out
     assert "today: 0.2500 of 1  this month: 0.2500 of 20" in out
-    assert "$HORIZON_TEST_KEY (set)" in out and "key: none" in out
+    assert "key: environment ($HORIZON_TEST_KEY)" in out and "key: none" in out
     assert cli(home, "cloud", "list", "--json") == 0
     rows = json.loads(capsys.readouterr().out)
-    assert [(r["device_id"], r["key_set"], r["spent_today"]) for r in rows] == [
-        ("cloud:openai", True, 0.25), ("cloud:local", False, 0.0)]
+    assert [(r["device_id"], r["key_source"], r["spent_today"]) for r in rows] == [
+        ("cloud:openai", "environment", 0.25), ("cloud:local", "none", 0.0)]
     assert "sk-never-printed" not in out + json.dumps(rows)
 
     assert cli(home, "cloud", "remove", "openai") == 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -157,11 +158,17 @@ CEILING, COST = 6.0, 1.0  # each cloud request costs 1000 prompt tokens x 1000/1
 BUSY = ("--fixed-load", "0.99")  # every device busy: WAVES sends work to the cloud
 
 
+def headers_record(record: Path) -> Path:
+    """Where :func:`fake_cloud` records the headers of the requests in ``record``."""
+    return record.with_name("cloud-headers.jsonl")
+
+
 @contextmanager
 def fake_cloud(root: Path) -> Iterator[tuple[str, Path]]:
     record, ready = root / "cloud.jsonl", root / "cloud.url"
     proc = subprocess.Popen([sys.executable, "-m", "islandrun.node.demo_cloud",
-                             "--record", str(record), "--ready", str(ready)])
+                             "--record", str(record), "--ready", str(ready),
+                             "--record-headers", str(headers_record(record))])
     try:
         url = wait_until(lambda: ready.exists() and ready.read_text(), 30, "the fake cloud")
         yield url, record
@@ -253,3 +260,55 @@ def test_cloud_islands_and_revocations_reach_personal_devices_only(
         wait_until(lambda: paired(phone)[tablet.device_id]["revoked_at"], 30,
                    "the revocation to reach the phone")
         wait_until(lambda: tablet.device_id not in phone.peers(), 10, "the phone to drop it")
+
+
+SHARED_KEY = "sk-shared-8d1e4b2a9c7f"
+
+
+def key_sources(node: NodeProc) -> dict[str, str]:
+    return {name: row["key_source"] for name, row in clouds(node).items()}
+
+
+def test_a_key_shared_by_opt_in_reaches_personal_devices_only_and_unsync_removes_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("VAULT_KEY", raising=False)  # no node has it in its environment
+    with fake_cloud(tmp_path) as (url, record), group(
+        tmp_path, "laptop", "phone", friend=True, run_args=BUSY,
+    ) as (laptop, phone, friend):
+        # Only the shell that runs the command holds the key.
+        out = subprocess.run(
+            [ISLANDNODE, "--home", str(laptop.home), "cloud", "add", "vault", "--url", url,
+             "--model", "vm", "--api-key-env", "VAULT_KEY", "--sync-key"],
+            capture_output=True, text=True, timeout=60,
+            env={**os.environ, "VAULT_KEY": SHARED_KEY},
+        )
+        assert out.returncode == 0, out.stderr
+        assert SHARED_KEY not in out.stdout + out.stderr
+        wait_until(lambda: key_sources(phone) == {"vault": "synced"}, 30,
+                   "the phone to have the shared key")
+        # The phone, whose environment lacks the variable, calls the cloud with the key.
+        assert ask(phone, "a question for the cloud", "--tier", "burstable").returncode == 0
+        [sent] = read_record(headers_record(record))
+        assert sent["authorization"] == f"Bearer {SHARED_KEY}"
+        # Not a byte of it on the friend; on the members, only inside the encrypted state.
+        assert clouds(friend) == {}
+        secret = SHARED_KEY.encode()
+        for path in friend.home.rglob("*"):
+            if path.is_file():
+                assert secret not in path.read_bytes()
+        for n in (laptop, phone):
+            for path in n.home.rglob("*"):
+                if path.is_file():
+                    assert secret not in path.read_bytes(), path
+            assert secret not in n.log.read_bytes()  # nor in its log
+        # Unshared on the laptop: gone from the phone's state, and the phone has no key.
+        out = cli(laptop, "cloud", "unsync-key", "vault")
+        assert out.returncode == 0, out.stderr
+        wait_until(lambda: key_sources(phone) == {"vault": "missing"}, 30,
+                   "the phone to drop the key")
+        wait_until(lambda: secret not in load_state(phone.home, phone.device_id,
+                                                    phone.key).to_bytes(),
+                   30, "the phone to save its state without the key")
+        assert ask(phone, "a question for the cloud", "--tier", "burstable").returncode != 0
+        assert len(read_record(record)) == 1

@@ -198,6 +198,29 @@ async def test_a_missing_key_is_named_and_nothing_is_sent(fake: FakeCloud, runs:
     assert fake.received == []
 
 
+@pytest.mark.parametrize(("env", "sent"), [({}, "sk-shared"), (ENV, KEY)])
+async def test_a_key_shared_by_the_owners_devices_is_used_unless_the_variable_is_set(
+    fake: FakeCloud, env: dict[str, str], sent: str,
+) -> None:
+    shared = {"fake": "sk-shared"}
+    cloud = dataclasses.replace(CLOUD, url=fake.url)
+    async with Horizon([cloud], None, env=env, synced_key=shared.get) as horizon:
+        await horizon.executor("cloud:fake").run(request(), _no_emit)
+        assert fake.received[0].headers["authorization"] == f"Bearer {sent}"
+        shared.clear()  # unshared: the key is looked up per request
+        if env:
+            await horizon.executor("cloud:fake").run(request(), _no_emit)
+            assert fake.received[1].headers["authorization"] == f"Bearer {KEY}"
+        else:
+            with pytest.raises(CloudRejected, match="`islandnode cloud sync-key fake`"):
+                await horizon.executor("cloud:fake").run(request(), _no_emit)
+            assert len(fake.received) == 1
+
+
+async def _no_emit(_: str) -> None:
+    pass
+
+
 async def test_a_silent_server_times_out_after_bounded_retries(fake: FakeCloud, runs: Runs) -> None:
     fake.default = Reply(stall=True)
     run = runs(timeout=0.2)

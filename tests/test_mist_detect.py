@@ -4,6 +4,7 @@ are per type, and health words alone do not make a text confidential."""
 from __future__ import annotations
 
 import dataclasses
+import random
 
 import pytest
 
@@ -136,3 +137,73 @@ def test_second_stage_can_only_raise_the_level() -> None:
     raised = mist.analyze(text, mist.MistConfig(second_stage=Strict()))
     assert raised.level is Level.RESTRICTED and raised.sensitivity >= 0.75
     assert mist.analyze(text, mist.MistConfig(second_stage=Lax())).level is Level.CONFIDENTIAL
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("taken at GPS 47.12774, 8.01489 yesterday", "47.12774, 8.01489"),
+        ("we met at 47.3769° N, 8.5417° E.", "47.3769° N, 8.5417° E"),
+        ("waypoint -33.8688 151.2093 reached", "-33.8688 151.2093"),
+        ("lat 47.3769 lon 8.5417", "47.3769 lon 8.5417"),
+        ("summit at 40°26'46\"N 79°58'56\"W today", "40°26'46\"N 79°58'56\"W"),
+        ("camp 46° 33.5′ N, 7° 58.9′ E tonight", "46° 33.5′ N, 7° 58.9′ E"),
+    ],
+)
+def test_gps_coordinates_are_found_whole(text: str, value: str) -> None:
+    assert value in found(text).get(T.GPS_COORDINATES, [])
+    assert mist.analyze(text).level >= Level.CONFIDENTIAL
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "the ratio went from 0.5, 1.2 to 3.4",
+        "supports Python 3.11, 3.12 and 3.13",
+        "build 1.2.47.3769 8.5417 failed",  # inside a version number
+        "GPS 95.12345, 8.01489 is out of range",  # no latitude above 90
+        "values 12.345 67.891 in the table",  # three decimals and no context: too weak
+    ],
+)
+def test_number_pairs_that_are_not_positions_are_not_gps(text: str) -> None:
+    assert T.GPS_COORDINATES not in found(text)
+
+
+def test_a_bare_precise_pair_is_a_weak_position() -> None:
+    analysis = mist.analyze("see 47.37691, 8.54172 for the spot")
+    assert [e.type for e in analysis.entities] == [T.GPS_COORDINATES]
+    assert analysis.level is Level.INTERNAL  # no context word or hemisphere: not confidential
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("precedent for our client (matter 47-8710) in the dispute", "47-8710"),
+        ("see case no. 2023-CV-0042 for details", "2023-CV-0042"),
+        ("Docket No. 1:21-cv-01234 was filed", "1:21-cv-01234"),
+        ("in the matter of 2019/00123 before the court", "2019/00123"),
+        ("Cause # 482913 was dismissed", "482913"),
+    ],
+)
+def test_legal_matter_numbers_in_context_are_found(text: str, value: str) -> None:
+    assert value in found(text).get(T.CASE_NUMBER, [])
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "it matters 12-3456 ways",  # not the word "matter"
+        "no matter 2023 was a good year",  # four digits and no separator
+        "in case 3 of 5 fails",
+        "a showcase 47-8710 of work",  # not at a word start
+    ],
+)
+def test_numbers_near_legal_words_are_not_always_case_numbers(text: str) -> None:
+    assert T.CASE_NUMBER not in found(text)
+
+
+def test_positions_and_matters_are_replaced_by_typed_placeholders() -> None:
+    text = "Client matter 47-8710: photo at GPS 47.12774, 8.01489."
+    out = mist.sanitize(text, mist.Vault(random.Random(0))).text
+    assert "47-8710" not in out and "47.12774" not in out and "8.01489" not in out
+    assert "[CASE_NUMBER_" in out and "[GPS_COORDINATES_" in out

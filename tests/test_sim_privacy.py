@@ -7,7 +7,7 @@ import pytest
 from islandrun.simulations.metrics import figures
 from islandrun.simulations.policies import BY_NAME
 from islandrun.simulations.run import simulate
-from islandrun.simulations.scenarios import HEALTHCARE, LEGAL
+from islandrun.simulations.scenarios import HEALTHCARE, HIKING, LEGAL
 from islandrun.simulations.workload import (
     HIGH,
     LOW,
@@ -74,3 +74,12 @@ def test_mist_detects_every_condition_the_clinic_workload_uses() -> None:
     for condition in CONDITIONS:
         found = mist.analyze(f"For a patient of ours with {condition}, what next?").entities
         assert [e.type.value for e in found] == ["MEDICAL_CONDITION"], condition
+
+
+def test_without_mist_nothing_is_sanitized_and_sensitive_text_leaks() -> None:
+    """The no-MIST ablation routes on the caller's floor alone and sends text raw."""
+    ours = simulate(HIKING, BY_NAME["islandrun"], seed=0)
+    ablated = simulate(HIKING, BY_NAME["no-MIST"], seed=0)
+    assert any(j.sanitized for j in ours.jobs)
+    assert not any(j.sanitized for j in ablated.jobs)
+    assert figures(ours)["violations"] == 0 < figures(ablated)["violations"]
