@@ -19,6 +19,7 @@ from rich.table import Table
 
 from islandrun.protocol.errors import IslandRunError
 from islandrun.protocol.ids import short_id
+from islandrun.transports.ble_radio_air import sim_path
 
 from . import control
 from .cli import load_identity
@@ -53,7 +54,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         executor=_executor(args, cfg),
         fixed_load=args.fixed_load,
         fixed_battery=args.fixed_battery,
-        ble=ble_choice(cfg.ble, enabled=args.ble, required=args.ble_required),
+        ble=ble_choice(cfg.ble, enabled=args.ble, required=args.ble_required,
+                       adapter=args.ble_adapter),
         api=None if args.api == "off" else args.api,
         api_remote=args.api_remote,
     )
@@ -94,6 +96,12 @@ def _fraction(text: str) -> float:
     if not 0.0 <= value <= 1.0:
         raise argparse.ArgumentTypeError(f"{text!r}: expected a fraction from 0 to 1, e.g. 0.15")
     return value
+
+
+def _ble_adapter(text: str) -> str:
+    if text != "bleak" and not sim_path(text):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected bleak or sim:PATH")
+    return text
 
 
 def cmd_peers(args: argparse.Namespace) -> int:
@@ -142,6 +150,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "adapter the node warns and runs on the LAN only")
     p.add_argument("--ble-required", action="store_true",
                    help="like --ble, but refuse to start without a Bluetooth adapter")
+    p.add_argument("--ble-adapter", type=_ble_adapter, metavar="bleak|sim:PATH",
+                   help="like --ble, on this radio: bleak (the host's adapter) or sim:PATH, "
+                        "a shared radio model at the Unix socket PATH (tests and demos; "
+                        "[ble] address names this device in it)")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     p.set_defaults(func=cmd_run)
 

@@ -118,7 +118,9 @@ class BleSection:
     enabled: bool = False
     #: Refuse to start without a working radio (else: warn, run on the LAN only).
     required: bool = False
-    #: The radio: "bleak" (the host's adapter: bleak central, bless peripheral).
+    #: The radio: "bleak" (the host's adapter: bleak central, bless peripheral),
+    #: or "sim:PATH", the shared radio model served at the Unix socket PATH
+    #: (tests and demos: ``python -m islandrun.transports.ble_air``).
     adapter: str = "bleak"
     #: This device's radio address (bleak cannot read it portably: see
     #: ``bluetoothctl show``); empty: "local".
@@ -387,8 +389,9 @@ def _battery_floor(value: float) -> float:
 
 
 def _ble_adapter(value: str) -> str:
-    if value != "bleak":
-        raise ValueError('must be "bleak" (the host\'s Bluetooth adapter)')
+    if value != "bleak" and not (value.startswith("sim:") and len(value) > len("sim:")):
+        raise ValueError('must be "bleak" (the host\'s Bluetooth adapter) or "sim:PATH" '
+                         "(a shared radio model at the Unix socket PATH)")
     return value
 
 

@@ -8,7 +8,9 @@ not reach it, and goes back to the LAN when it does again
 (``transports/linkchoice.py``). The node sees one transport.
 
 The radio is the host's adapter (``[ble] adapter = "bleak"``,
-``transports/ble_bleak.py``). A device without one gets a clear warning and
+``transports/ble_bleak.py``), or for tests and demos a radio model shared
+by processes (``"sim:PATH"``, ``--ble-adapter sim:PATH``:
+``transports/ble_radio_air.py``). A device without one gets a clear warning and
 runs on the LAN only, or, with ``[ble] required = true``
 (``--ble-required``), refuses to start. Tests pass their own radio opener
 (the radio model, ``transports/ble_radio_memory.py``) in :class:`BleChoice`.
@@ -31,6 +33,7 @@ from nacl.signing import SigningKey
 from islandrun.transports.base import IsAllowed, Transport
 from islandrun.transports.ble import BleConfig, BleTransport, open_ble_transport
 from islandrun.transports.ble_radio import BluetoothUnavailable, Radio
+from islandrun.transports.ble_radio_air import open_air_radio, sim_path
 from islandrun.transports.multi import open_multi_transport
 
 from .config import BleSection
@@ -60,14 +63,21 @@ class NodeTransports:
     ble: BleTransport | None
 
 
-def ble_choice(section: BleSection, *, enabled: bool, required: bool) -> BleChoice | None:
-    """The BLE choice from ``[ble]`` and the command line (flags only switch on)."""
-    if not (enabled or required or section.enabled or section.required):
+def ble_choice(
+    section: BleSection, *, enabled: bool, required: bool, adapter: str | None = None
+) -> BleChoice | None:
+    """The BLE choice from ``[ble]`` and the command line (flags only switch on;
+    ``adapter`` replaces ``[ble] adapter`` and switches on too)."""
+    if not (enabled or required or adapter or section.enabled or section.required):
         return None
-    return BleChoice(open_radio=_radio_opener(section), required=required or section.required)
+    return BleChoice(open_radio=_radio_opener(section, adapter or section.adapter),
+                     required=required or section.required)
 
 
-def _radio_opener(section: BleSection) -> RadioOpener:
+def _radio_opener(section: BleSection, adapter: str) -> RadioOpener:
+    air = sim_path(adapter)
+    if air is not None:
+        return partial(open_air_radio, air, section.address)
     from islandrun.transports.ble_bleak import BleakSettings, open_bleak_radio
 
     return partial(open_bleak_radio, BleakSettings(local_address=section.address or "local"))
