@@ -26,6 +26,10 @@ class EntityType(enum.Enum):
     Append-only: the values appear in placeholders such as ``[PERSON_12]``.
     """
 
+    # Members are singletons compared by identity, so identity hashing is consistent;
+    # Enum's own ``__hash__`` hashes the name in Python, on MIST's hot path.
+    __hash__ = object.__hash__
+
     PERSON = "PERSON"
     LOCATION = "LOCATION"
     ORGANIZATION = "ORGANIZATION"
