@@ -34,9 +34,10 @@ generation through the GIL. The tiny model makes a token every ~0.8 ms,
 mostly in llama-cpp-python's Python code, so that cost shows (SHORE joins
 tokens into at most 40 messages a second to bound it); a model whose tokens
 take tens of milliseconds in llama.cpp's C code, with the GIL released,
-hardly notices it. Time to first token adds the request's trip: opening a
-libp2p stream (a multistream-select round trip), the sealed request, and
-the first token's way back.
+hardly notices it. Time to first token adds the request's trip: the sealed request on a
+libp2p stream opened after the previous answer (a spare, see
+``transports/spares.py``; opening one costs ~4 ms), and the first token's
+way back.
 """
 
 from __future__ import annotations
@@ -71,6 +72,10 @@ PROMPT = "Tell me a long story about islands in the sea."
 #: A wider random model (~180 MB) that generates at the speed of a real
 #: small model on a laptop CPU (~100 tokens/s here), for the ``wider_`` figures.
 WIDER = TinyShape(embedding=768, blocks=6, heads=12, feed_forward=2048)
+#: Pause before each answer, either side: a user's next request does not
+#: come within a millisecond of the last answer, and the mesh opens its next
+#: request stream in the background after an answer (``transports.spares``).
+PAUSE_S = 0.05
 WIDER_KEYS = ("tokens_per_s_ratio", "ttft_overhead_ms", "direct_tokens_per_s", "direct_ttft_ms")
 
 
@@ -154,6 +159,7 @@ async def measure(model: Path, rounds: int) -> dict[str, float]:
             for i in range(rounds + warmup):
                 sides = [("d", direct_side), ("m", mesh)]
                 for name, side in sides[::-1] if i % 2 else sides:  # alternate who goes first
+                    await trio.sleep(PAUSE_S)
                     tps, ttft, n = await side()
                     if i >= warmup:
                         results[f"{name}_tps"].append(tps)

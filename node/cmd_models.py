@@ -8,8 +8,9 @@ the mesh runs real llama.cpp with no download.
 
 Every change rewrites ``config.toml`` through
 :func:`~islandrun.node.config.update_config`: validated before it is
-written, atomically, mode 0600. A running node picks the change up when it
-restarts.
+written, atomically, mode 0600. A running node whose models run on SHORE
+picks the change up within a second (:mod:`islandrun.node.reload`); one
+started without models (the echo executor) needs a restart.
 """
 
 from __future__ import annotations
@@ -95,13 +96,14 @@ def cmd_add(args: argparse.Namespace) -> int:
     _check_gguf(path)
     name = args.name or path.name.removesuffix(".gguf")
     add_model(resolve_home(args.home), _entry(args, name, path))
-    print(f"added model {name!r} ({path}); restart the node to offer it")
+    print(f"added model {name!r} ({path}); a running node with models offers it within "
+          "a second (one started without models: restart it)")
     return 0
 
 
 def cmd_remove(args: argparse.Namespace) -> int:
     config.remove_entry(resolve_home(args.home), "models", args.name, "model")
-    print(f"removed model {args.name!r}; restart the node to stop offering it")
+    print(f"removed model {args.name!r}; a running node stops offering it within a second")
     return 0
 
 

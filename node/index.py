@@ -15,9 +15,8 @@ word tokens, each quoted, so FTS5's query syntax (``AND``, ``NEAR``,
 ``col:``, ``*``, unbalanced quotes) is never interpreted.
 
 What this module is not: it does not inject passages into prompts (that is
-``retrieval``), and it has no dense (embedding) index; a dense index would
-implement the same ``search(query, k)`` and :class:`~islandrun.protocol.messages.DatasetInfo`
-with ``kind="dense"``.
+``retrieval``), and it computes no embeddings: :mod:`.embed` adds passage
+vectors to an index being built and searches BM25 and vectors together.
 """
 
 from __future__ import annotations
@@ -30,7 +29,7 @@ import os
 import re
 import sqlite3
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -215,11 +214,13 @@ def chunk(text: str, size: int, overlap: int) -> list[str]:
 def build_index(
     home: Path, name: str, directory: Path, *, replace: bool = False,
     limits: IndexLimits | None = None,
+    extend: Callable[[sqlite3.Connection], object] | None = None,
 ) -> BuildReport:
     """Index the text-like files under ``directory`` as ``name`` in ``home``.
 
     The index is written to a temporary file and renamed into place, so a
-    running node or a failed build never sees half an index.
+    running node or a failed build never sees half an index. ``extend`` runs
+    on the finished index before the rename (``embed.store_vectors``).
     """
     limits = limits or IndexLimits()
     target = index_path(home, name)
@@ -232,6 +233,9 @@ def build_index(
     os.close(fd)  # mkstemp made it 0600; SQLite writes into the empty file
     try:
         report = _write(Path(tmp), name, directory, limits)
+        if extend is not None:
+            with contextlib.closing(sqlite3.connect(tmp)) as db, db:
+                extend(db)
         os.replace(tmp, target)
     finally:
         Path(tmp).unlink(missing_ok=True)
@@ -300,6 +304,10 @@ class LexicalIndex:
 
     def info(self) -> DatasetInfo:
         return DatasetInfo(name=self.name, kind=KIND, documents=self.documents)
+
+    def connect(self) -> sqlite3.Connection:
+        """A read-only connection to the index file (the caller closes it)."""
+        return _connect(self.path)
 
     def search(self, query: str, k: int) -> list[Passage]:
         """The ``k`` passages most relevant to ``query`` (BM25), best first."""

@@ -66,6 +66,10 @@ class RetrievalExecutor:
     def models(self) -> tuple[ModelInfo, ...]:
         return self._inner.models()
 
+    def set_indexes(self, indexes: Mapping[str, Retriever]) -> None:
+        """Hold ``indexes`` from now on (``node.reload``)."""
+        self._indexes = dict(indexes)
+
     def datasets(self) -> tuple[DatasetInfo, ...]:
         """The datasets held here, for the advert."""
         return tuple(index.info() for _, index in sorted(self._indexes.items()))

@@ -62,19 +62,20 @@ from .dispatch import (
     island_snapshots,
     local_snapshot,
 )
+from .embed import open_retrievers
 from .errors import ConfigError
 from .executor import EchoExecutor, Executor, Usage
 from .groupnode import GroupNode, sync_loop
 from .home import PersistentSequence, write_private
 from .horizon import Horizon
 from .identity import Identity
-from .index import open_indexes
 from .lighthouse import IslandView, Membership, seal_advert
 from .lighthouse_config import LAN, LighthouseConfig
 from .link_latency import link_latency_ms
 from .pairing_service import PairingService
 from .pairing_store import PairingStore
 from .ratelimit import RateLimitConfig, RateLimiter
+from .reload import Reloader, reload_loop
 from .retrieval import RetrievalExecutor
 from .shipping import IslandFailed, ShippingConfig, serve_request, ship_request
 from .tide import Tide
@@ -123,7 +124,7 @@ class Node:
     ) -> None:
         self.home, self.identity, self.config, self.options = home, ident, cfg, options
         self.tide = tide
-        found = open_indexes(home)  # the datasets held here (data locality)
+        found = open_retrievers(home)  # the datasets held here (data locality)
         for problem in found.problems:
             log.warning("index skipped: %s", problem)
         self.executor = RetrievalExecutor(options.executor, found.indexes)
@@ -141,7 +142,8 @@ class Node:
         self.audit_log = AuditLog(home)
         self.group = GroupNode(home, ident, self.pairing, shipping=options.shipping,
                                on_revoked=self._revoked)
-        self.horizon = Horizon(cfg.cloud, home, ledger=self.group.ledger)
+        self.horizon = Horizon(cfg.cloud, home, ledger=self.group.ledger,
+                               synced_key=self.group.cloud_key)
         self.api_url: str | None = None
         self.latency = LatencyBook()
         self.dispatcher = Dispatcher(
@@ -577,6 +579,8 @@ async def run_node(
                     loops.start_soon(advertise_loop, node, transport)
                     loops.start_soon(gossip_loop, node, transport)
                     loops.start_soon(liveness_loop, node)
+                    reloader = Reloader(home, node.executor, options.executor)
+                    loops.start_soon(reload_loop, reloader, lambda: node.changed.set())
                     loops.start_soon(sync_loop, node, transport)
                     if mdns:
                         loops.start_soon(discovery_loop, node, net.lan)

@@ -51,6 +51,7 @@ from islandrun.protocol.messages import InferenceRequest, ModelInfo
 
 from .config import ModelSection
 from .executor import Emit, Usage
+from .ggufinfo import quantization
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -136,8 +137,21 @@ class Shore:
         self._uses = 0
 
     def models(self) -> tuple[ModelInfo, ...]:
-        return tuple(ModelInfo(name=s.spec.name, context=s.spec.context)
-                     for s in self._slots.values())
+        return tuple(
+            ModelInfo(name=s.spec.name, context=s.spec.context,
+                      quantization=quantization(s.spec.path))
+            for s in self._slots.values()
+        )
+
+    def update_models(self, models: Sequence[ModelSection]) -> None:
+        """Serve ``models`` from now on (``node.reload``). A model whose entry is
+        unchanged keeps its slot (and stays loaded); a changed or removed one
+        is dropped, and a generation running on it finishes first."""
+        self._slots = {
+            spec.name: slot if (slot := self._slots.get(spec.name)) and slot.spec == spec
+            else _Slot(spec)
+            for spec in models
+        }
 
     def hot(self) -> tuple[str, ...]:
         """Names of the models loaded now, most recently used first."""

@@ -15,6 +15,10 @@ Ed25519 key, so a libp2p peer id *is* a device id
 * **Request streams** use the protocol :data:`REQUEST_PROTOCOL`, framed by
   :mod:`islandrun.protocol.framing` with our own read loop (the library's
   varint reader gives up on large messages after 100 partial reads).
+* **Spare streams** (:mod:`.spares`): after each request stream to a peer,
+  the next one is opened in the background, so a request does not wait for
+  stream negotiation. The client always speaks first on a request stream;
+  an inbound stream's handler starts when its first message arrives.
 * **Reconnection**: every address given to :meth:`Libp2pTransport.connect`
   (``--bootstrap``, mDNS, adverts) is remembered and re-dialled with
   jittered exponential backoff while its peer is not connected.
@@ -72,6 +76,7 @@ from islandrun.protocol.errors import FrameError
 from islandrun.protocol.framing import MAX_FRAME_SIZE, FrameDecoder, encode_frame
 
 from .base import (
+    ABORT_TIMEOUT_S,
     TOPICS,
     AbortableStream,
     IsAllowed,
@@ -88,6 +93,7 @@ from .base import (
     lan_link,
     run_handler,
 )
+from .spares import SparePool
 
 _log = logging.getLogger(__name__)
 
@@ -136,6 +142,13 @@ class Libp2pConfig:
     reconnect_tick: float = 0.5
     #: Longest wait for queued gossip to leave at shutdown.
     drain_timeout: float = 0.5
+    #: Spare request streams (:mod:`.spares`): a pre-opened stream is used
+    #: only while younger than ``spare_max_age``; an island waits
+    #: ``spare_idle_timeout`` (longer) for an inbound stream's first message
+    #: before it drops it. Costs one idle stream per peer asked, renewed
+    #: every ``spare_max_age``; saves the stream opening (~4 ms) per request.
+    spare_max_age: float = 20.0
+    spare_idle_timeout: float = 30.0
     #: Extra topic names beyond :data:`~.base.TOPICS` (tests only).
     extra_topics: tuple[str, ...] = field(default=())
 
@@ -160,6 +173,7 @@ class Libp2pStream:
         self._max = max_frame_size
         self._decoder = FrameDecoder(max_size=max_frame_size)
         self._closed = False
+        self._early = b""  # read by wait_first_data, not yet decoded
         self.peer_finished = False
 
     @property
@@ -189,7 +203,21 @@ class Libp2pStream:
             raise
         return frame
 
+    async def wait_first_data(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` for the peer's first bytes (kept for
+        :meth:`receive`); False if none came or the stream ended."""
+        with trio.move_on_after(timeout):
+            try:
+                self._early = await self._read()
+            except TransportError:
+                return False
+            return True
+        return False
+
     async def _read(self) -> bytes:
+        if self._early:
+            data, self._early = self._early, b""
+            return data
         try:
             data = await self._stream.read(READ_SIZE)
         except StreamEOF:
@@ -222,6 +250,15 @@ class Libp2pStream:
             await self._stream.reset()
         except _BROKEN:
             _log.debug("reset of a stream to %s failed; it is gone anyway", self._peer[-8:])
+
+
+async def _reset(net_stream: INetStream) -> None:
+    """Abort a stream nobody uses (a spare), bounded in time, errors ignored."""
+    with trio.move_on_after(ABORT_TIMEOUT_S):
+        try:
+            await net_stream.reset()
+        except _BROKEN:
+            _log.debug("reset of an unused stream failed; it is gone anyway")
 
 
 def _was_reset(stream: INetStream) -> bool:
@@ -284,6 +321,10 @@ class Libp2pTransport:
         self._subscriptions: dict[str, TrioSubscriptionAPI] = {}
         self._feeds_taken: set[str] = set()
         self._known: dict[ID, _Known] = {}
+        self._spares: SparePool[INetStream] = SparePool(config.spare_max_age)
+        self._nursery: trio.Nursery | None = None  # set by start()
+        #: Set when the spare being opened for a peer is ready (or failed).
+        self._spare_opening: dict[str, trio.Event] = {}
         self.closing = False
         for topic in self.topics:
             pubsub.set_topic_validator(topic, self._validate, False)
@@ -337,12 +378,19 @@ class Libp2pTransport:
             peer_id = ID.from_base58(peer)
         except Exception:
             raise PeerUnavailable("that is not a device id") from None
-        # A stale connection just after the peer died fails here too: not a retry case.
-        with _peer_call(f"opening a stream to {peer[-8:]}", self._config.open_stream_timeout):
-            net_stream = await self._host.new_stream(peer_id, [REQUEST_PROTOCOL])
+        net_stream = await self._take_spare(peer)
+        if net_stream is None:
+            # A stale connection just after the peer died fails here too: not a retry case.
+            with _peer_call(f"opening a stream to {peer[-8:]}", self._config.open_stream_timeout):
+                net_stream = await self._host.new_stream(peer_id, [REQUEST_PROTOCOL])
         stream = Libp2pStream(net_stream, peer, self._config.max_frame_size)
-        async with closing_stream(stream, client=True) as opened:
-            yield opened
+        try:
+            async with closing_stream(stream, client=True) as opened:
+                yield opened
+        finally:
+            # Only now: opening it during the request would compete with the
+            # request's own first message and first reply for the event loop.
+            self._open_spare_soon(peer)
 
     def serve(self, handler: StreamHandler) -> None:
         self._handler = claim_handler(self._handler, handler)
@@ -371,10 +419,61 @@ class Libp2pTransport:
     async def _on_stream(self, net_stream: INetStream) -> None:
         peer = net_stream.muxed_conn.peer_id.to_base58()
         stream = Libp2pStream(net_stream, peer, self._config.max_frame_size)
-        if self._handler is None or self.closing:  # handler: set before registration
+        # The client speaks first; a spare stream stays silent until it is
+        # used, and the handler (and the node's in-flight count) starts then.
+        if (
+            self._handler is None  # set before registration
+            or self.closing
+            or not await stream.wait_first_data(self._config.spare_idle_timeout)
+        ):
             await stream.abort()
             return
         await run_handler(self._handler, stream)
+
+    async def _take_spare(self, peer: str) -> INetStream | None:
+        """The peer's spare stream if it is fresh and its connection alive
+        (waiting for one being opened: that is sooner than a new one)."""
+        if (opening := self._spare_opening.get(peer)) is not None:
+            with trio.move_on_after(self._config.open_stream_timeout):
+                await opening.wait()
+        taken = self._spares.take(peer, trio.current_time())
+        if taken is None:
+            return None
+        net_stream, fresh = taken
+        if fresh and not net_stream.muxed_conn.is_closed:
+            return net_stream
+        await _reset(net_stream)
+        return None
+
+    def _open_spare_soon(self, peer: str) -> None:
+        if self._nursery is not None and not self.closing and self._spares.want(peer):
+            self._spare_opening[peer] = trio.Event()
+            self._nursery.start_soon(self._open_spare, peer)
+
+    async def _open_spare(self, peer: str) -> None:
+        try:
+            await self._open_spare_stream(peer)
+        finally:
+            self._spare_opening.pop(peer).set()
+
+    async def _open_spare_stream(self, peer: str) -> None:
+        try:
+            with trio.fail_after(self._config.open_stream_timeout):
+                net_stream = await self._host.new_stream(ID.from_base58(peer), [REQUEST_PROTOCOL])
+        except (trio.TooSlowError, *_BROKEN) as exc:
+            _log.debug("no spare stream to %s (%s)", peer[-8:], type(exc).__name__)
+            self._spares.failed(peer)
+            return
+        if self.closing:
+            self._spares.failed(peer)
+            await _reset(net_stream)
+            return
+        self._spares.put(peer, net_stream, trio.current_time())
+
+    async def _renew_spares(self) -> None:
+        for peer, net_stream in self._spares.expired(trio.current_time()):
+            await _reset(net_stream)
+            self._open_spare_soon(peer)
 
     async def _dial(self, info: PeerInfo) -> None:
         with _peer_call(f"dialling {info.peer_id.to_base58()[-8:]}", self._config.dial_timeout):
@@ -387,6 +486,7 @@ class Libp2pTransport:
         for address in bootstrap:
             info = _peer_info(address)
             self._known[info.peer_id] = _Known(info)
+        self._nursery = nursery
         nursery.start_soon(self._reconnect_loop)
 
     async def _reconnect_loop(self) -> None:
@@ -399,6 +499,7 @@ class Libp2pTransport:
                         known.failures = 0
                     elif known.next_try <= now:
                         nursery.start_soon(self._redial, known)
+            await self._renew_spares()
             await trio.sleep(self._config.reconnect_tick)
 
     async def _redial(self, known: _Known) -> None:
@@ -414,6 +515,8 @@ class Libp2pTransport:
     async def drain(self) -> None:
         """Stop publishing and give queued gossip a bounded time to leave."""
         self.closing = True
+        for net_stream in self._spares.drain():
+            await _reset(net_stream)
         with trio.move_on_after(self._config.drain_timeout):
             while any(len(queue) for queue in self._pubsub.peer_queues.values()):
                 await trio.sleep(0.01)
