@@ -43,12 +43,16 @@ way back.
 from __future__ import annotations
 
 import json
+import os
 import random
 import statistics
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
+from subprocess import PIPE
 from typing import Any
 
 import numpy as np
@@ -120,24 +124,63 @@ def request() -> m.InferenceRequest:
     )
 
 
-async def measure(model: Path, rounds: int) -> dict[str, float]:
-    spec = ModelSection(name="tiny", path=str(model), context=CONTEXT, threads=THREADS)
-    start = time.perf_counter()
-    llm = load_llama(spec)
-    load_s = time.perf_counter() - start
-    shore = Shore([spec])
-    key_a, key_b = SigningKey(bytes([1]) * 32), SigningKey(bytes([2]) * 32)
-    island_sealer, client_sealer = Sealer(key_b), Sealer(key_a)
-    rng = random.Random(0)
-    async with (
-        open_libp2p_transport(key_a, lambda _: True, rng=rng) as a,
-        open_libp2p_transport(key_b, lambda _: True, rng=rng) as b,
-    ):
-        async def handler(stream):  # type: ignore[no-untyped-def]
-            await serve_request(stream, island_sealer, shore, is_allowed=lambda _: True)
+ISLAND_KEY = SigningKey(bytes([2]) * 32)
+CLIENT_KEY = SigningKey(bytes([1]) * 32)
+#: Longest wait for the island process to start and print its address.
+ISLAND_START_S = 60.0
 
-        b.serve(handler)
-        await a.connect(b.addresses()[0])
+
+def model_spec(model: Path) -> ModelSection:
+    return ModelSection(name="tiny", path=str(model), context=CONTEXT, threads=THREADS)
+
+
+async def island(model: Path) -> None:
+    """The island process: serve requests on ``model`` until stdin closes."""
+    shore, sealer = Shore([model_spec(model)]), Sealer(ISLAND_KEY)
+    async with open_libp2p_transport(ISLAND_KEY, lambda _: True, rng=random.Random(0)) as t:
+        async def handler(stream):  # type: ignore[no-untyped-def]
+            await serve_request(stream, sealer, shore, is_allowed=lambda _: True)
+
+        t.serve(handler)
+        print(t.addresses()[0], flush=True)
+        stdin = trio.lowlevel.FdStream(os.dup(sys.stdin.fileno()))
+        while await stdin.receive_some():  # bounded: ends when the bench closes stdin
+            pass
+
+
+@asynccontextmanager
+async def island_process(model: Path) -> AsyncIterator[str]:
+    """Run :func:`island` in a child process; yields its libp2p address."""
+    command = [sys.executable, __file__, "--island", str(model)]
+    proc = await trio.lowlevel.open_process(command, stdin=PIPE, stdout=PIPE)
+    try:
+        assert proc.stdin is not None and proc.stdout is not None
+        with trio.fail_after(ISLAND_START_S):
+            line = b""
+            while not line.endswith(b"\n"):
+                if not (data := await proc.stdout.receive_some()):
+                    raise RuntimeError("the island process ended before it was ready")
+                line += data
+        yield line.decode().strip()
+        await proc.stdin.aclose()  # the island's signal to stop
+        with trio.move_on_after(10):
+            await proc.wait()
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+
+async def measure(model: Path, rounds: int) -> dict[str, float]:
+    start = time.perf_counter()
+    llm = load_llama(model_spec(model))
+    load_s = time.perf_counter() - start
+    client_sealer = Sealer(CLIENT_KEY)
+    async with (
+        island_process(model) as address,
+        open_libp2p_transport(CLIENT_KEY, lambda _: True, rng=random.Random(0)) as a,
+    ):
+        island_id = await a.connect(address)
 
         async def mesh() -> tuple[float, float, int]:
             run = Run()
@@ -145,7 +188,7 @@ async def measure(model: Path, rounds: int) -> dict[str, float]:
             async def on_chunk(_: str) -> None:
                 run.token()
 
-            async with a.open_stream(b.local_id) as stream:
+            async with a.open_stream(island_id) as stream:
                 end = await ship_request(stream, client_sealer, request(), on_chunk)
             return (*run.done(end.completion_tokens), end.completion_tokens)
 
@@ -180,6 +223,9 @@ async def measure(model: Path, rounds: int) -> dict[str, float]:
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["--island"]:
+        trio.run(island, Path(sys.argv[2]))
+        return
     rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 30
     with tempfile.TemporaryDirectory(prefix="islandrun-bench-") as tmp:
         vocab = ensure_vocab()

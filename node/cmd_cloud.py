@@ -221,24 +221,27 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def _key_sources(home: Path, clouds: tuple[config.CloudSection, ...]) -> dict[str, str]:
-    """Where each key comes from: as the running node sees it, else this shell and the
-    stored group state (read only: only the node writes it)."""
+    """Where each key comes from: as the running node sees it, else (no node, or a
+    cloud the node has not loaded yet: it re-reads the config within a second) this
+    shell and the stored group state (read only: only the node writes it)."""
     try:
-        return dict(control.get(home, "/cloud/keys"))
+        seen = dict(control.get(home, "/cloud/keys"))
     except NodeNotRunning:
-        pass
+        seen = {}
+    unseen = tuple(c for c in clouds if c.name not in seen)
+    if not unseen:
+        return seen
     synced: set[str] = set()
     if state_path(home).exists():
         key = load_key(home)
         synced = synced_clouds(load_state(home, Identity(key=key, name="").device_id, key))
-    return key_sources(clouds, synced, os.environ)
+    return seen | key_sources(unseen, synced, os.environ)
 
 
 def _row(cloud: config.CloudSection, ledger: BudgetLedger, now: float) -> dict[str, Any]:
     spend = ledger.spent(cloud.name, now)
     return asdict(cloud) | {
         "device_id": cloud.device_id,
-        "key_set": bool(cloud.api_key_env and os.environ.get(cloud.api_key_env)),
         "spent_today": round(spend.day_spent, 6),
         "spent_month": round(spend.month_spent, 6),
     }
