@@ -1,18 +1,32 @@
 """Real inference through the mesh vs direct llama-cpp-python. Prints ONE JSON line.
 
 Both sides run the tiny random-weight llama (``node/tinymodel.py``, built
-here from seed 0) with the same settings (``THREADS`` threads, greedy
-sampling, ``MAX_TOKENS`` per answer), interleaved in one run:
+here from seed 0) from the same file with the same settings (``THREADS``
+threads, greedy sampling, ``MAX_TOKENS`` per answer), interleaved in one run
+(who goes first alternates):
 
-* **direct** -- ``llama_cpp.Llama.create_chat_completion(stream=True)``
-  iterated in the calling thread, as an application using llama-cpp-python
-  would (a one-line counting logits processor, the same one SHORE uses, so
-  both sides count sampled tokens the same way);
-* **mesh** -- the node's path: a sealed request over a real libp2p stream
-  between two in-process transports on loopback, ``serve_request`` on the
-  island with SHORE as its executor, the answer streamed back sealed.
+* **direct** -- in this process, ``llama_cpp.Llama.create_chat_completion(
+  stream=True)`` iterated in one thread, as an application using
+  llama-cpp-python would (a worker thread, so this process's idle event loop
+  still answers the island's health pings) (a one-line counting logits processor, the same one
+  SHORE uses, so both sides count sampled tokens the same way);
+* **mesh** -- the node's path between two processes: an **island process**
+  (this script run with ``--island MODEL``: a libp2p transport, and
+  ``serve_request`` with SHORE as its executor, exactly as a node serves a
+  request) and this process as the **client** (its own libp2p transport,
+  ``ship_request``), on loopback: the sealed request over a real libp2p
+  stream, the answer streamed back sealed, arrival times taken here.
 
-Figures (medians over ``rounds``):
+Why two processes: the client is another device in real use. In one process
+the client's receive work (Yamux, Noise, unsealing, decoding) would compete
+with generation for the GIL and charge the island for work it never does;
+in two, the island pays only its own costs (its event loop's share of the
+GIL next to the llama.cpp worker thread), as a node does. The island starts
+once per model, before the rounds, and stops when this process closes its
+stdin (killed after 10 s if it has not).
+
+Figures (medians over ``rounds``, after 3 warm-up rounds that include the
+island's model load):
 
 * ``tokens_per_s_ratio`` -- mesh tokens/s over direct tokens/s (target >= 0.95).
   Tokens/s is the streaming rate once the answer has started: the tokens
@@ -20,7 +34,7 @@ Figures (medians over ``rounds``):
   answer's (the mesh: ``ResponseEnd`` at the client), so the fixed start-up
   cost is counted once, in the next figure, and not again here;
 * ``ttft_overhead_ms`` -- mesh time to first token minus direct (target <= 5):
-  the request's trip to the island (stream open, sealing) and the first
+  the request's trip to the island (a spare stream, sealing) and the first
   token's trip back;
 * ``direct_tokens_per_s``, ``mesh_tokens_per_s``, ``direct_ttft_ms``,
   ``mesh_ttft_ms``, ``load_s`` (llama.cpp load of the ~17 MB model),
@@ -28,16 +42,20 @@ Figures (medians over ``rounds``):
 * ``wider_*`` -- the first four figures again on a wider random model that
   runs ~10x slower, like a real small model on a CPU (a third of the rounds).
 
-Why the two models differ: the mesh costs a fixed 1-2 ms of event-loop CPU
-per streamed message (py-libp2p's Yamux and Noise, our sealing), taken from
+Why the two models differ: the island's event loop spends ~1 ms of CPU per
+streamed message (py-libp2p's Yamux and Noise, our sealing), taken from
 generation through the GIL. The tiny model makes a token every ~0.8 ms,
 mostly in llama-cpp-python's Python code, so that cost shows (SHORE joins
-tokens into at most 40 messages a second to bound it); a model whose tokens
-take tens of milliseconds in llama.cpp's C code, with the GIL released,
-hardly notices it. Time to first token adds the request's trip: the sealed request on a
-libp2p stream opened after the previous answer (a spare, see
+tokens into pieces 25 ms apart, the gap growing to 50 ms, to bound it); a
+model whose tokens take tens of milliseconds in llama.cpp's C code, with the
+GIL released, hardly notices it. Both sides use one core each while the
+mesh answers (island and client), the direct side one: on a machine busy
+with other work the mesh side loses more, so measure on a quiet one.
+Time to first token adds the request's trip: the sealed request on a libp2p
+stream opened after the previous answer (a spare, see
 ``transports/spares.py``; opening one costs ~4 ms), and the first token's
-way back.
+way back. ``PAUSE_S`` before each answer, either side, leaves the spare
+time to open, as a user's next request would.
 """
 
 from __future__ import annotations
@@ -193,7 +211,9 @@ async def measure(model: Path, rounds: int) -> dict[str, float]:
             return (*run.done(end.completion_tokens), end.completion_tokens)
 
         async def direct_side() -> tuple[float, float, int]:
-            return (*direct(llm), 0)
+            # In a thread: this process's event loop must keep answering the
+            # island's 1 s health pings while a wider answer takes seconds.
+            return (*await trio.to_thread.run_sync(direct, llm), 0)
 
         results: dict[str, list[float]] = {k: [] for k in ("d_tps", "d_ttft", "m_tps", "m_ttft")}
         tokens: list[int] = []

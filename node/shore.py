@@ -11,7 +11,8 @@ listed under ``[[models]]`` in the node config. It
   queue while requests for different models run side by side;
 * generates in a worker thread, so trio never blocks, and streams the text
   back as it is sampled (the first token at once; tokens that follow faster
-  than ``stream_interval`` are joined, see :class:`ShoreConfig`);
+  than the current gap, 25 ms growing to 50 ms, are joined, see
+  :class:`ShoreConfig`);
 * stops when cancelled: the caller's cancellation (client gone, deadline)
   sets a flag the worker checks after every token, and SHORE waits for the
   worker to stop before the model is free again -- so a cancelled
@@ -64,17 +65,24 @@ class ShoreConfig:
     #: Shortest time between two pieces of streamed text (s). The first token
     #: goes out at once; after it, tokens that come faster than this are
     #: joined into one piece. Every piece costs the event loop a wake-up and,
-    #: through the mesh, a sealed message (1-2 ms of CPU in py-libp2p, client
-    #: and island together), which a small model making 1,000 tokens/s would
-    #: otherwise pay on every token, taking CPU and the GIL from generation
-    #: itself (bench/inference.py: 10 ms gave 84% of direct speed, 25 ms
-    #: 91%). 40 pieces a second still reads as a smooth stream, and a model
-    #: slower than that sends every token at once, as before.
+    #: through the mesh, a sealed message (~1 ms of the island's event-loop
+    #: CPU in py-libp2p), which a small model making 1,000 tokens/s would
+    #: otherwise pay on every token, taking the GIL from generation itself
+    #: (bench/inference.py, client and island then in one process: 10 ms gave
+    #: 84% of direct speed, 25 ms 91%). A model slower than this sends every
+    #: token at once, as before.
     stream_interval: float = 0.025
+    #: Longest time between two pieces (s). Once an answer streams, the gap
+    #: doubles after each piece, from ``stream_interval`` up to this: the
+    #: first words arrive as fast as before, and a long fast answer costs 20
+    #: messages a second instead of 40 -- still a smooth stream to a reader.
+    stream_interval_max: float = 0.05
 
     def __post_init__(self) -> None:
         if self.hot_models < 1:
             raise ValueError("hot_models must be at least 1")
+        if not 0 <= self.stream_interval <= self.stream_interval_max:
+            raise ValueError("need 0 <= stream_interval <= stream_interval_max")
 
 
 class ShoreError(IslandRunError):
@@ -167,9 +175,7 @@ class Shore:
                     self._uses += 1
                     slot.last_used = self._uses
                     llm = await self._ensure_loaded(slot)
-                    return await _generate(
-                        llm, slot.spec.name, request, emit, self._config.stream_interval
-                    )
+                    return await _generate(llm, slot.spec.name, request, emit, self._config)
         except trio.TooSlowError:
             raise DeadlinePassed(
                 f"the deadline passed while model {slot.spec.name!r} queued or generated"
@@ -253,7 +259,7 @@ class _Steering:
 
 
 async def _generate(
-    llm: Any, name: str, request: InferenceRequest, emit: Emit, interval: float
+    llm: Any, name: str, request: InferenceRequest, emit: Emit, config: ShoreConfig
 ) -> Usage:
     """Stream one chat completion from ``llm`` into ``emit``; cancellable."""
     stop = threading.Event()
@@ -273,7 +279,7 @@ async def _generate(
         with contextlib.suppress(trio.RunFinishedError):
             token.run_sync_soon(send.send_nowait, item)
 
-    work = partial(_worker, chunks, deliver, stop, request.max_tokens, interval)
+    work = partial(_worker, chunks, deliver, stop, request.max_tokens, config)
     trio.lowlevel.start_thread_soon(work, lambda result: deliver(_End(result)), name="shore")
     ended = False
     try:
@@ -298,11 +304,13 @@ def _worker(
     deliver: Callable[[str], None],
     stop: threading.Event,
     limit: int,
-    interval: float,
+    config: ShoreConfig,
+    clock: Callable[[], float] = time.monotonic,
 ) -> str:
     """Runs in the worker thread: iterate the stream until done or stopped,
-    delivering text at most once per ``interval`` (the first piece at once)."""
-    finish, pieces, last = "stop", 0, -math.inf
+    delivering the first piece of text at once, then pieces at least ``gap``
+    apart, the gap doubling from ``stream_interval`` to ``stream_interval_max``."""
+    finish, pieces, last, gap = "stop", 0, -math.inf, config.stream_interval
     pending: list[str] = []
     stream = chunks()
     try:
@@ -311,10 +319,12 @@ def _worker(
             if text := choice["delta"].get("content"):
                 pending.append(text)
                 pieces += 1
-                if time.monotonic() - last >= interval:
+                if clock() - last >= gap:
                     deliver("".join(pending))
                     pending.clear()
-                    last = time.monotonic()
+                    if last > -math.inf:  # the first piece leaves the gap as it is
+                        gap = min(2 * gap, config.stream_interval_max)
+                    last = clock()
             finish = choice.get("finish_reason") or finish
             if stop.is_set() or pieces >= limit:
                 break

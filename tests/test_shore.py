@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import itertools
 import random
+import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from islandrun.node.shore import (
     Shore,
     ShoreConfig,
     UnknownModel,
+    _worker,
     load_llama,
 )
 from islandrun.protocol import messages as m
@@ -157,10 +159,30 @@ async def test_first_token_at_once_then_joined_pieces(tiny_model: Path) -> None:
     usage = await Shore([spec(tiny_model)], ShoreConfig(stream_interval=0)).run(
         request(max_tokens=24), every)
     joined = Recorder()
-    await Shore([spec(tiny_model)], ShoreConfig(stream_interval=60)).run(
+    await Shore([spec(tiny_model)], ShoreConfig(stream_interval=60, stream_interval_max=60)).run(
         request(max_tokens=24), joined)
     assert len(every.chunks) > 10 and usage.completion_tokens == 24
     assert joined.chunks == [every.chunks[0], "".join(every.chunks[1:])]  # greedy: same text
+
+
+def test_stream_gap_doubles_from_interval_to_max() -> None:
+    """One token every 10 ms: the first at once, then gaps of >= 25, >= 45, >= 45 ms."""
+    now = [0.0]
+
+    def chunks() -> Iterator[dict[str, Any]]:
+        for i in range(14):
+            now[0] = i * 0.010
+            yield {"choices": [{"delta": {"content": f"{i} "}, "finish_reason": None}]}
+
+    pieces: list[str] = []
+    config = ShoreConfig(stream_interval=0.025, stream_interval_max=0.045)
+    _worker(chunks, pieces.append, threading.Event(), 100, config, clock=lambda: now[0])
+    assert pieces == ["0 ", "1 2 3 ", "4 5 6 7 8 ", "9 10 11 12 13 "]
+
+
+def test_stream_intervals_must_be_ordered() -> None:
+    with pytest.raises(ValueError):
+        ShoreConfig(stream_interval=0.1, stream_interval_max=0.05)
 
 
 async def test_one_generation_at_a_time_per_model(tiny_model: Path) -> None:
