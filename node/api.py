@@ -50,6 +50,7 @@ from islandrun.protocol.errors import IslandRunError
 from islandrun.protocol.schema import InvalidField
 
 from .dispatch import Outcome, RateLimited, Refused
+from .groupstate import GroupStateError
 from .home import write_private
 from .waves import Decision
 
@@ -258,6 +259,8 @@ async def _send_error(send: Send, exc: IslandRunError) -> None:
         error = ApiError(403, str(exc), "islandrun_refused")
     elif isinstance(exc, RateLimited):
         error = ApiError(429, str(exc), "rate_limit_error")
+    elif isinstance(exc, GroupStateError):  # e.g. a forgotten conversation id: the caller's to fix
+        error = ApiError(409, str(exc), "islandrun_conversation")
     else:
         error = ApiError(502, f"no island could answer: {exc}", "islandrun_unavailable")
     await _send_json(send, error.status, error.body())

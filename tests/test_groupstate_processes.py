@@ -130,6 +130,15 @@ def test_a_conversation_continues_on_another_device_a_friend_gets_none_and_forge
         out = chat(laptop, "trip", "hello again")
         assert out.returncode == 1 and "forgotten" in out.stderr
         assert "Traceback" not in out.stderr
+        # Through the API: the caller's mistake (409), not an island failure (502).
+        reply = httpx.post(
+            f"{laptop.status()['api']}/v1/chat/completions",
+            headers={"authorization": f"Bearer {api.load_token(laptop.home)}"},
+            json={"model": "echo", "messages": [{"role": "user", "content": "hi"}],
+                  "islandrun": {"conversation": "trip"}},
+            timeout=10,
+        )
+        assert reply.status_code == 409 and "forgotten" in reply.json()["error"]["message"]
 
 
 def test_concurrent_offline_edits_on_two_devices_both_survive(tmp_path: Path) -> None:
