@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from islandrun.protocol.fragments import HEADER
 from islandrun.transports.base import LinkView
-from islandrun.transports.ble_radio_memory import WRITE_OVERHEAD
+from islandrun.transports.ble_radio import WRITE_OVERHEAD
 
 #: Application bytes of one exchange: a short sealed request (~600 B) and a
 #: sealed answer streamed in 20 chunks (~4.6 KB), as in bench/ble.py.

@@ -31,6 +31,11 @@ from .base import TransportError
 SERVICE_UUID = "5d8e0f6a-2f0b-4c1e-9a57-3b1f6c4e7a01"
 RX_CHAR_UUID = "5d8e0f6a-2f0b-4c1e-9a57-3b1f6c4e7a02"
 TX_CHAR_UUID = "5d8e0f6a-2f0b-4c1e-9a57-3b1f6c4e7a03"
+#: Bytes one write costs on the air besides its fragment: LL header (2),
+#: L2CAP header (4), ATT opcode and handle (3), MIC-less CRC (3), access
+#: address (4), preamble (1). A fact of BLE, used by the radio model and by
+#: the node's link-time estimate alike.
+WRITE_OVERHEAD = 17
 
 
 class LinkLost(TransportError):

@@ -36,12 +36,8 @@ from dataclasses import dataclass
 
 import trio
 
-from .ble_radio import LinkLost, Sighting
+from .ble_radio import WRITE_OVERHEAD, LinkLost, Sighting
 
-#: Bytes one write costs on the air besides its fragment: LL header (2),
-#: L2CAP header (4), ATT opcode and handle (3), MIC-less CRC (3), access
-#: address (4), preamble (1).
-WRITE_OVERHEAD = 17
 #: Signal strength scans report for a pair in range, unless the test says (dBm).
 STRONG_RSSI = -60
 
