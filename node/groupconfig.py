@@ -65,7 +65,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .config import NodeConfig, load_config, update_config
+from .config import NodeConfig, config_path, load_config, update_config
 from .errors import ConfigError
 from .groupstate import GroupState
 from .home import write_private
@@ -191,7 +191,9 @@ class ConfigSync:
         self._baseline: dict[str, str] | None = None
         #: Key -> digest of the synced value refused last (one per key: bounded).
         self._refused: dict[str, str] = {}
-        self._unreadable = ""
+        #: The config as last parsed, and the file it was parsed from (inode, mtime, size).
+        self._cfg: NodeConfig | None = None
+        self._stamp: tuple[int, int, int] | None = None
 
     def round(self, state: GroupState, now_ms: int) -> tuple[int, NodeConfig | None]:
         """Publish local edits into ``state`` and adopt the group's; how many
@@ -219,15 +221,22 @@ class ConfigSync:
         return len(todo.publish), cfg if changed else None
 
     def _load(self) -> NodeConfig | None:
+        """The config, parsed again only when its file changed: a round runs every
+        second on the event loop, and the file rarely changes."""
         try:
-            cfg = load_config(self.home)
-        except ConfigError as exc:  # the owner is editing it; say so once
-            if str(exc) != self._unreadable:
-                log.warning("config not synced until it is valid again: %s", exc)
-            self._unreadable = str(exc)
-            return None
-        self._unreadable = ""
-        return cfg
+            st = config_path(self.home).stat()
+            stamp: tuple[int, int, int] | None = (st.st_ino, st.st_mtime_ns, st.st_size)
+        except OSError:
+            stamp = None  # no file yet: the defaults, read each round
+        if stamp is not None and stamp == self._stamp:
+            return self._cfg
+        self._stamp = stamp
+        try:
+            self._cfg = load_config(self.home)
+        except ConfigError as exc:  # the owner is editing it; said once per edit
+            log.warning("config not synced until it is valid again: %s", exc)
+            self._cfg = None
+        return self._cfg
 
     def _load_baseline(self) -> dict[str, str]:
         if self._baseline is None:
