@@ -112,10 +112,12 @@ async def test_cancellation_stops_generation_within_a_token(tiny_model: Path) ->
         emit.scope = scope
         await shore.run(request(max_tokens=400), emit)
     assert scope.cancelled_caught
-    # run() unwinds only once the worker has stopped, at most a token or
-    # two after the cancel: the next generation starts from there.
+    # run() unwinds only once the worker has stopped, a few tokens after the
+    # cancel (of 400 asked for): the next generation starts from there. How
+    # few depends on when the OS and the GIL let the trio thread set the stop
+    # flag: 1-2 on a quiet machine, 4 seen in full CI runs on 2 busy cores.
     stopped_at = loader.loaded[0].n_tokens
-    assert stopped_at - emit.tokens_at_cancel <= 2
+    assert stopped_at - emit.tokens_at_cancel <= 8
     await trio.sleep(0.05)
     assert len(emit.chunks) == 3 and loader.loaded[0].n_tokens == stopped_at
     await shore.run(request(max_tokens=1), Recorder())  # the model is free again
